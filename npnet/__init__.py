@@ -1,0 +1,1 @@
+"""npnet: autoencoders in NumPy with hand-written backpropagation."""

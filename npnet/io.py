@@ -1,0 +1,96 @@
+"""Files that survive interruption: atomic writes, ``.npz`` parameter files, JSON metrics.
+
+Every file npnet writes goes through :func:`atomic_write`: the bytes are written to a
+temporary file in the same directory, flushed to disk, and only then renamed over the
+target. ``os.replace`` is atomic on POSIX and Windows, so a reader (or a user pressing
+Ctrl-C mid-save) sees either the old complete file or the new complete file, never half
+of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+__all__ = ["atomic_write", "save_arrays", "load_arrays", "write_json", "read_json"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file for writing; on success rename it to ``path``.
+
+    If the block raises (including ``KeyboardInterrupt``), the temporary file is removed
+    and ``path`` is left exactly as it was.
+
+    Examples
+    --------
+    >>> with atomic_write("out.bin") as f:   # doctest: +SKIP
+    ...     f.write(b"all or nothing")
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write named arrays to an uncompressed ``.npz`` file, atomically.
+
+    Object arrays are refused, so the file can always be read back with
+    ``allow_pickle=False`` (no code execution when loading someone else's file).
+    """
+    for name, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; npnet files hold numbers only")
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **{name: np.asarray(value) for name, value in arrays.items()})
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file written by :func:`save_arrays` (no pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no parameter file at {path}")
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically. NumPy scalars and arrays are converted."""
+
+    def default(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, default=default)
+        f.write("\n")
+
+
+def read_json(path: str | os.PathLike):
+    """Read a JSON file written by :func:`write_json`."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

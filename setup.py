@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="npnet",
+    version="0.1.0",
+    description="Autoencoders in NumPy with hand-written backpropagation, for teaching.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["npnet", "npnet.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.4"],
+    },
+)
