@@ -19,7 +19,15 @@ from typing import IO
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_arrays", "load_arrays", "write_json", "read_json"]
+__all__ = [
+    "atomic_write",
+    "save_arrays",
+    "load_arrays",
+    "save_params",
+    "load_params",
+    "write_json",
+    "read_json",
+]
 
 
 @contextlib.contextmanager
@@ -71,6 +79,37 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"no parameter file at {path}")
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
+
+
+def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
+    """Save a model's parameters (``model.params``) to an ``.npz`` file, atomically."""
+    save_arrays(path, params)
+
+
+def load_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
+    """Copy the arrays saved in ``path`` into ``params`` (``model.params``), in place.
+
+    Every parameter must be in the file with the same shape; nothing is copied unless all
+    of them match, so a failed load leaves the model as it was.
+    """
+    saved = load_arrays(path)
+    missing = sorted(params.keys() - saved.keys())
+    unexpected = sorted(saved.keys() - params.keys())
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not fit this model: parameters missing from the file: {missing}, "
+            f"in the file but not in the model: {unexpected}. Was it saved from a model "
+            "with other layer sizes?"
+        )
+    for name, value in params.items():
+        if saved[name].shape != value.shape:
+            raise ValueError(
+                f"{path} does not fit this model: parameter {name!r} has shape "
+                f"{saved[name].shape} in the file but {value.shape} in the model. Was it "
+                "saved from a model with other layer sizes?"
+            )
+    for name, value in params.items():
+        value[...] = saved[name]
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

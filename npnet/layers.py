@@ -1,0 +1,321 @@
+"""Layers with a hand-written forward and backward pass.
+
+The contract every layer keeps (after CS231n's ``layers.py``):
+
+* ``forward(x)`` computes the output and keeps, in ``self.cache``, exactly what the
+  backward pass will need.
+* ``backward(dout)`` takes the upstream gradient dL/d(output), with the output's shape,
+  fills ``self.grads`` (same keys and shapes as ``self.params``) and returns dL/dx.
+  It never changes a parameter: applying gradients is the optimizer's job
+  (:mod:`npnet.optim`), which is what makes gradient checks possible.
+
+Notation (the same as ``docs/``): a batch of N examples is a matrix ``x`` of shape
+(N, D_in), one example per row. ``dout`` is the gradient of the scalar loss L with
+respect to the layer's output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+__all__ = [
+    "Layer",
+    "Dense",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Sequential",
+]
+
+
+class Layer:
+    """Base class: a differentiable function of a batch, with optional parameters.
+
+    Attributes
+    ----------
+    name : str
+        Where the layer sits in its model (for example ``"encoder.0"``); error messages
+        and parameter keys use it.
+    params : dict[str, ndarray]
+        Trainable arrays, updated in place by an optimizer.
+    grads : dict[str, ndarray]
+        dL/d(param) from the last ``backward``, under the same keys as ``params``.
+    cache : object or None
+        What ``forward`` kept for ``backward``; None until ``forward`` has run.
+    """
+
+    def __init__(self, name: str | None = None):
+        self.name = name or type(self).__name__
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.cache = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must define backward()")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def _cached(self, dout: np.ndarray):
+        """The forward cache, checked against ``dout``; a clear error if forward never ran."""
+        if self.cache is None:
+            raise RuntimeError(
+                f"{self.describe()}: backward() was called before forward(); run forward() on "
+                "the batch first, so the layer has the values its gradient depends on"
+            )
+        return self.cache
+
+    def _check_dout(self, dout: np.ndarray, expected_shape: tuple) -> np.ndarray:
+        dout = np.asarray(dout)
+        if dout.shape != expected_shape:
+            raise ValueError(
+                f"{self.describe()}: backward() got dout of shape {dout.shape}, but the last "
+                f"forward() produced an output of shape {expected_shape}; dout must match it"
+            )
+        return dout
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} layer {self.name!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Dense(Layer):
+    r"""Fully connected (affine) layer.
+
+    Forward, for a batch ``x`` of shape (N, D_in)::
+
+        y = x W + b            W : (D_in, D_out),  b : (D_out,),  y : (N, D_out)
+
+    Backward, given ``dout`` = dL/dy of shape (N, D_out). Row n of y depends on row n of x
+    only, while W and b are shared by all N rows, so their gradients sum over the batch::
+
+        dL/dW = x^T dout       (D_in, N) @ (N, D_out) -> (D_in, D_out)
+        dL/db = sum_n dout_n   (D_out,)
+        dL/dx = dout W^T       (N, D_out) @ (D_out, D_in) -> (N, D_in)
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        D_in and D_out.
+    init : {"he", "glorot"}
+        He (Kaiming) normal, std = sqrt(2 / D_in), keeps the variance of activations
+        constant through ReLU layers; Glorot (Xavier) uniform, limit sqrt(6 / (D_in + D_out)),
+        suits layers followed by tanh, sigmoid or nothing. The bias starts at zero.
+    rng : numpy.random.Generator or int or None
+        Source of the initial weights (a seed gives the same weights every time).
+    dtype : numpy dtype
+        float32 for training, float64 for gradient checks. Inputs are cast to it.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        init: str = "he",
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float32,
+        name: str | None = None,
+    ):
+        super().__init__(name)
+        if int(in_features) < 1 or int(out_features) < 1:
+            raise ValueError(
+                f"Dense needs positive widths, got in_features={in_features}, "
+                f"out_features={out_features}"
+            )
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.dtype = np.dtype(dtype)
+        rng = np.random.default_rng(rng)
+        if init == "he":
+            W = rng.standard_normal((self.in_features, self.out_features)) * np.sqrt(
+                2.0 / self.in_features
+            )
+        elif init == "glorot":
+            limit = np.sqrt(6.0 / (self.in_features + self.out_features))
+            W = rng.uniform(-limit, limit, (self.in_features, self.out_features))
+        else:
+            raise ValueError(f"unknown init {init!r}; use 'he' or 'glorot'")
+        self.params = {
+            "W": W.astype(self.dtype),
+            "b": np.zeros(self.out_features, dtype=self.dtype),
+        }
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def describe(self) -> str:
+        return f"Dense layer {self.name!r} ({self.in_features} -> {self.out_features})"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{self.describe()} expects input of shape (N, {self.in_features}), "
+                f"got {x.shape}"
+            )
+        self.cache = x
+        y = x @ self.params["W"]
+        y += self.params["b"]  # in place: no second (N, D_out) temporary
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x = self._cached(dout)
+        dout = self._check_dout(dout, (x.shape[0], self.out_features)).astype(
+            self.dtype, copy=False
+        )
+        np.matmul(x.T, dout, out=self.grads["W"])
+        np.sum(dout, axis=0, out=self.grads["b"])
+        return dout @ self.params["W"].T
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features} -> {self.out_features}, name={self.name!r})"
+
+
+class ReLU(Layer):
+    r"""Rectified linear unit, elementwise.
+
+    Forward: ``y = max(0, x)``.  Backward: ``dL/dx = dout * [x > 0]``
+    (the derivative at exactly 0 is taken as 0; gradient checks keep inputs away from it).
+    Shapes: x, y, dout, dx all (N, D).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self.cache = x > 0
+        return np.maximum(x, 0, dtype=x.dtype)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        positive = self._cached(dout)
+        dout = self._check_dout(dout, positive.shape)
+        return dout * positive
+
+
+class LeakyReLU(Layer):
+    r"""Leaky ReLU, elementwise, with slope ``alpha`` for negative inputs.
+
+    Forward: ``y = x if x > 0 else alpha * x``.
+    Backward: ``dL/dx = dout * (1 if x > 0 else alpha)``. Shapes: all (N, D).
+    """
+
+    def __init__(self, alpha: float = 0.01, name: str | None = None):
+        super().__init__(name)
+        if not 0 <= alpha < 1:
+            raise ValueError(f"LeakyReLU alpha must be in [0, 1), got {alpha}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        slope = np.where(x > 0, 1.0, self.alpha).astype(x.dtype)
+        self.cache = slope
+        return x * slope
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        slope = self._cached(dout)
+        dout = self._check_dout(dout, slope.shape)
+        return dout * slope
+
+
+class Sigmoid(Layer):
+    r"""Logistic sigmoid, elementwise, numerically stable for large |x|.
+
+    Forward: ``y = 1 / (1 + exp(-x))``. Written naively, ``exp(-x)`` overflows for
+    x < -710 (float64) or x < -89 (float32). ``scipy.special.expit`` evaluates the same
+    function as ``1 / (1 + exp(-x))`` for x >= 0 and ``exp(x) / (1 + exp(x))`` for x < 0,
+    so no exponential of a large positive number is ever taken.
+
+    Backward: ``dy/dx = y (1 - y)``, so ``dL/dx = dout * y * (1 - y)``; only the output
+    is cached. Shapes: all (N, D).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = expit(np.asarray(x))
+        self.cache = y
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        y = self._cached(dout)
+        dout = self._check_dout(dout, y.shape)
+        return dout * y * (1 - y)
+
+
+class Tanh(Layer):
+    r"""Hyperbolic tangent, elementwise.
+
+    Forward: ``y = tanh(x)``.  Backward: ``dL/dx = dout * (1 - y^2)``. Shapes: all (N, D).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(np.asarray(x))
+        self.cache = y
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        y = self._cached(dout)
+        dout = self._check_dout(dout, y.shape)
+        return dout * (1 - y * y)
+
+
+class Sequential(Layer):
+    r"""Layers applied one after another: ``y = f_K(... f_2(f_1(x)))``.
+
+    Backward is the chain rule read right to left: each layer turns dL/d(its output)
+    into dL/d(its input), which is the previous layer's dL/d(output)::
+
+        d_K = dout;  d_{k-1} = f_k.backward(d_k);  dL/dx = d_0
+
+    Parameters are exposed under ``"<layer name>.<key>"``; a layer's name is
+    ``"<container name>.<position>"`` (for example ``"encoder.0.W"``), or just the
+    position when the container has no name.
+    """
+
+    def __init__(self, *layers: Layer, name: str | None = None):
+        super().__init__()
+        self.name = name or ""
+        if len(layers) == 1 and isinstance(layers[0], list | tuple):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential takes npnet layers; item {i} is {type(layer).__name__}"
+                )
+            layer.name = f"{self.name}.{i}" if self.name else str(i)
+        self.layers = list(layers)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.params.items()}
+
+    @params.setter
+    def params(self, value):
+        if value:  # Layer.__init__ assigns {}; a container's parameters live in its layers
+            raise AttributeError("set parameters on the layers of a Sequential, not on it")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.grads.items()}
+
+    @grads.setter
+    def grads(self, value):
+        if value:
+            raise AttributeError("gradients live in the layers of a Sequential")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def describe(self) -> str:
+        return f"Sequential {self.name!r}" if self.name else "Sequential"
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential(\n{inner}\n)"

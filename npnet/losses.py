@@ -1,0 +1,97 @@
+"""Losses: each returns the scalar value and its gradient with respect to the prediction.
+
+Both follow the course's convention: **sum over the pixels of an image, mean over the
+batch**. For a batch of N images of D pixels, prediction ``p`` and target ``t`` are (N, D),
+the value is a Python float, and the gradient has the prediction's shape and dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+__all__ = ["mse_loss", "bce_with_logits", "bce_with_logits_per_example"]
+
+
+def _check_pair(prediction: np.ndarray, target: np.ndarray, what: str):
+    prediction = np.asarray(prediction)
+    target = np.asarray(target, dtype=prediction.dtype)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"{what}: prediction has shape {prediction.shape} but target has shape "
+            f"{target.shape}; they must match, one row per example"
+        )
+    if prediction.ndim != 2 or prediction.shape[0] == 0:
+        raise ValueError(
+            f"{what}: expected a non-empty batch of shape (N, D), got {prediction.shape}"
+        )
+    return prediction, target
+
+
+def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Squared error summed over pixels, averaged over the batch.
+
+    .. math::  L = \frac{1}{N} \sum_{i=1}^{N} \lVert t_i - p_i \rVert^2,
+               \qquad \frac{\partial L}{\partial p} = \frac{2}{N} (p - t)
+
+    Parameters
+    ----------
+    prediction, target : ndarray, (N, D)
+
+    Returns
+    -------
+    loss : float
+    dprediction : ndarray, (N, D)
+    """
+    prediction, target = _check_pair(prediction, target, "mse_loss")
+    n = prediction.shape[0]
+    diff = prediction - target
+    loss = float(np.vdot(diff, diff)) / n  # vdot: the sum of squares without a squared copy
+    diff *= 2.0 / n  # reuse diff's memory as the gradient
+    return loss, diff
+
+
+def bce_with_logits_per_example(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    r"""Binary cross-entropy of each example, from logits, summed over pixels: shape (N,).
+
+    With ``p = sigmoid(s)``, the per-pixel loss is ``-t log p - (1 - t) log(1 - p)``.
+    Substituting ``log p = -log(1 + e^{-s})`` and ``log(1 - p) = -s - log(1 + e^{-s})`` gives
+    ``s - s t + log(1 + e^{-s})``, which overflows for s << 0. Adding and subtracting
+    ``max(s, 0)`` gives the log-sum-exp form used here, finite for every s:
+
+    .. math::  \ell(s, t) = \max(s, 0) - s\,t + \log\left(1 + e^{-|s|}\right)
+
+    (``np.logaddexp(0, -|s|)`` computes the last term; its argument is never positive.)
+    """
+    logits, target = _check_pair(logits, target, "bce_with_logits")
+    per_pixel = np.maximum(logits, 0) - logits * target
+    per_pixel += np.logaddexp(0, -np.abs(logits))
+    return per_pixel.sum(axis=1)
+
+
+def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Binary cross-entropy on logits, summed over pixels, averaged over the batch.
+
+    .. math::  L = \frac{1}{N} \sum_i \sum_d \ell(s_{id}, t_{id}),
+               \qquad \frac{\partial L}{\partial s} = \frac{1}{N} (\sigma(s) - t)
+
+    where ``ell`` is the stable per-pixel form in :func:`bce_with_logits_per_example`.
+    Targets may be gray values in [0, 1] (not only 0 or 1); then the minimum of each term,
+    reached at sigma(s) = t, is the entropy ``-t log t - (1-t) log(1-t)``, not zero.
+
+    Parameters
+    ----------
+    logits, target : ndarray, (N, D)
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray, (N, D)
+    """
+    logits, target = _check_pair(logits, target, "bce_with_logits")
+    n = logits.shape[0]
+    loss = float(bce_with_logits_per_example(logits, target).sum()) / n
+    dlogits = expit(logits)
+    dlogits -= target
+    dlogits /= n
+    return loss, dlogits

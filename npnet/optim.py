@@ -1,0 +1,184 @@
+"""Optimizers: update parameters in place from their gradients. They never compute gradients.
+
+An optimizer is built on a model's parameter dictionary and stepped with the matching
+gradient dictionary after each backward pass::
+
+    opt = SGD(model.params, lr=0.1, momentum=0.9)
+    loss, dout = mse_loss(model.forward(x), x)
+    model.backward(dout)
+    opt.step(model.grads)
+
+Keys tie each gradient to its parameter, and each optimizer keeps its per-parameter state
+(velocities, moments) under the same keys, so ``state_dict`` can be checkpointed and
+restored exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Base class: holds references to the parameter arrays and per-parameter state."""
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float):
+        if not params:
+            raise ValueError("the optimizer got no parameters; pass model.params")
+        if not lr > 0:
+            raise ValueError(f"learning rate must be positive, got lr={lr}")
+        self.params = dict(params)
+        self.lr = float(lr)
+        self.steps = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
+        if grads.keys() != self.params.keys():
+            missing = sorted(self.params.keys() - grads.keys())
+            extra = sorted(grads.keys() - self.params.keys())
+            raise KeyError(
+                f"gradients do not match the optimizer's parameters (missing: {missing}, "
+                f"unexpected: {extra}); pass model.grads of the model the optimizer was "
+                "built on"
+            )
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        """Apply one update to every parameter, in place."""
+        self._check_grads(grads)
+        self.steps += 1
+        for name, param in self.params.items():
+            self._update(name, param, grads[name])
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _update()")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Flat ``{"<slot>/<param name>": array, "steps": array}``, ready for an .npz file."""
+        flat = {"steps": np.array(self.steps)}
+        for name, slots in self.state.items():
+            for slot, value in slots.items():
+                flat[f"{slot}/{name}"] = value
+        return flat
+
+    def load_state_dict(self, flat: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned (the inverse, checked)."""
+        self.steps = int(flat["steps"])
+        self.state = {}
+        for key, value in flat.items():
+            if key == "steps":
+                continue
+            slot, _, name = key.partition("/")
+            if name not in self.params:
+                raise KeyError(f"optimizer state for unknown parameter {name!r}")
+            if value.shape != self.params[name].shape:
+                raise ValueError(
+                    f"optimizer state {key!r} has shape {value.shape}, parameter "
+                    f"{name!r} has {self.params[name].shape}"
+                )
+            self.state.setdefault(name, {})[slot] = value.astype(self.params[name].dtype)
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+
+    With gradient g, parameter w, velocity v (starting at 0), momentum mu, rate lr and
+    weight decay lambda (PyTorch's convention, so results compare one to one)::
+
+        g <- g + lambda w                      (L2 weight decay)
+        v <- mu v + g
+        w <- w - lr * v                        (classical momentum)
+        w <- w - lr * (g + mu v)               (Nesterov: look one step ahead)
+
+    With mu = 0 this is plain SGD, ``w <- w - lr g``.
+    """
+
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        if self.momentum == 0:
+            param -= self.lr * grad
+            return
+        slots = self.state.setdefault(name, {"velocity": np.zeros_like(param)})
+        velocity = slots["velocity"]
+        velocity *= self.momentum
+        velocity += grad
+        if self.nesterov:
+            param -= self.lr * (grad + self.momentum * velocity)
+        else:
+            param -= self.lr * velocity
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015, Algorithm 1), with optional L2 weight decay.
+
+    With gradient g at step t (counting from 1), first and second moment estimates m, v
+    (starting at 0)::
+
+        g <- g + lambda w
+        m <- beta1 m + (1 - beta1) g
+        v <- beta2 v + (1 - beta2) g^2
+        m_hat = m / (1 - beta1^t),   v_hat = v / (1 - beta2^t)     (bias correction)
+        w <- w - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr)
+        for label, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= beta < 1:
+                raise ValueError(f"{label} must be in [0, 1), got {beta}")
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        slots = self.state.setdefault(
+            name, {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+        )
+        m, v = slots["m"], slots["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * np.square(grad)
+        t = self.steps
+        # Fold both bias corrections into the step size (as the paper's end of section 2
+        # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
+        # so no m_hat or v_hat array is ever allocated.
+        correction2 = math.sqrt(1 - self.beta2**t)  # a Python float: keeps float32 float32
+        step_size = self.lr * correction2 / (1 - self.beta1**t)
+        denom = np.sqrt(v)
+        denom += self.eps * correction2
+        param -= step_size * (m / denom)

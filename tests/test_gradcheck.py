@@ -1,0 +1,30 @@
+"""The gradient checker itself: it must be right on known functions, and refuse float32."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from strategies import batches
+
+from npnet.gradcheck import numerical_gradient, relative_error
+
+
+@given(x=batches())
+def test_numerical_gradient_of_a_known_function(x):
+    # f(x) = sum(sin(x) * x^2)  ->  df/dx = cos(x) x^2 + 2 x sin(x)
+    original = x.copy()
+    numeric = numerical_gradient(lambda: float(np.sum(np.sin(x) * x**2)), x)
+    np.testing.assert_allclose(numeric, np.cos(x) * x**2 + 2 * x * np.sin(x), atol=1e-8)
+    np.testing.assert_array_equal(x, original)  # restored exactly
+
+
+def test_numerical_gradient_refuses_float32():
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_relative_error_scale_and_floor():
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 2e-6])) == pytest.approx(5e-7)
+    assert relative_error(np.array([1.0]), np.array([-1.0])) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shapes"):
+        relative_error(np.zeros(2), np.zeros(3))

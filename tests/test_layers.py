@@ -1,0 +1,166 @@
+"""Layers: hand-written gradients against numeric ones, shapes, dtypes and clear errors."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from strategies import KINK_MARGIN, away_from_zero, batches, seeds, sizes
+
+from npnet.gradcheck import check_layer
+from npnet.layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+
+TOLERANCE = 1e-6
+
+
+def assert_gradients_match(layer, x, seed):
+    errors = check_layer(layer, x, rng=seed)
+    assert max(errors.values()) < TOLERANCE, errors
+    return errors
+
+
+@given(x=batches(), d_out=sizes, seed=seeds, init=st.sampled_from(["he", "glorot"]))
+def test_dense_gradients(x, d_out, seed, init):
+    layer = Dense(x.shape[1], d_out, init=init, rng=seed, dtype=np.float64)
+    layer.params["b"][:] = np.random.default_rng(seed).standard_normal(d_out)
+    errors = assert_gradients_match(layer, x, seed)
+    assert set(errors) == {"x", "W", "b"}
+
+
+@given(x=batches(), seed=seeds)
+def test_relu_gradients(x, seed):
+    assert_gradients_match(ReLU(), away_from_zero(x), seed)
+
+
+@given(x=batches(), seed=seeds, alpha=st.floats(0.0, 0.5))
+def test_leaky_relu_gradients(x, seed, alpha):
+    assert_gradients_match(LeakyReLU(alpha), away_from_zero(x), seed)
+
+
+@given(x=batches(), seed=seeds)
+def test_sigmoid_gradients(x, seed):
+    assert_gradients_match(Sigmoid(), x, seed)
+
+
+@given(x=batches(), seed=seeds)
+def test_tanh_gradients(x, seed):
+    assert_gradients_match(Tanh(), x, seed)
+
+
+@given(
+    x=batches(),
+    widths=st.lists(sizes, min_size=3, max_size=3),
+    seed=seeds,
+    activation=st.sampled_from([ReLU, LeakyReLU, Tanh, Sigmoid]),
+)
+def test_three_layer_sequential_gradients(x, widths, seed, activation):
+    """Dense -> act -> Dense -> act -> Dense -> Sigmoid: every parameter and the input."""
+    rng = np.random.default_rng(seed)
+    dims = [x.shape[1], *widths]
+    layers = []
+    for i in range(3):
+        dense = Dense(dims[i], dims[i + 1], rng=rng, dtype=np.float64)
+        dense.params["b"][:] = 0.1 * rng.standard_normal(dims[i + 1])
+        layers += [dense, activation() if i < 2 else Sigmoid()]
+    model = Sequential(*layers)
+    # Keep every pre-activation of a kinked layer at least KINK_MARGIN away from 0.
+    h = x
+    for layer in model.layers:
+        if isinstance(layer, ReLU | LeakyReLU):
+            assume(np.min(np.abs(h)) > KINK_MARGIN)
+        h = layer.forward(h)
+    errors = assert_gradients_match(model, x, seed)
+    assert set(errors) == {"x", "0.W", "0.b", "2.W", "2.b", "4.W", "4.b"}
+
+
+def test_gradient_check_catches_a_wrong_backward():
+    """The checks above can fail: a Dense whose db forgets to sum over the batch is caught."""
+
+    class BrokenDense(Dense):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["b"][:] = dout[0]  # wrong: only the first example
+            return dx
+
+    layer = BrokenDense(3, 2, rng=0, dtype=np.float64)
+    errors = check_layer(layer, np.random.default_rng(1).standard_normal((4, 3)), rng=2)
+    assert errors["b"] > 1e-2
+    assert errors["W"] < TOLERANCE
+
+
+def test_dense_forward_matches_definition():
+    layer = Dense(3, 2, rng=0, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    np.testing.assert_allclose(layer.forward(x), x @ layer.params["W"] + layer.params["b"])
+
+
+@pytest.mark.parametrize("init,expected_std", [("he", np.sqrt(2 / 400)), ("glorot", None)])
+def test_dense_initialisation_scale(init, expected_std):
+    layer = Dense(400, 300, init=init, rng=0)
+    W = layer.params["W"]
+    if expected_std is None:  # Glorot uniform: bounded by sqrt(6 / (fan_in + fan_out))
+        limit = np.sqrt(6 / 700)
+        assert np.abs(W).max() <= limit
+        expected_std = limit / np.sqrt(3)
+    assert abs(W.std() - expected_std) / expected_std < 0.02
+    assert not layer.params["b"].any()
+
+
+def test_dense_same_seed_same_weights():
+    a, b = Dense(5, 4, rng=7), Dense(5, 4, rng=7)
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(a.params["W"], Dense(5, 4, rng=8).params["W"])
+
+
+@pytest.mark.parametrize(
+    "layer", [Dense(4, 3, rng=0), ReLU(), LeakyReLU(), Sigmoid(), Tanh()], ids=repr
+)
+def test_float32_in_float32_out(layer):
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    dx = layer.backward(np.ones_like(y))
+    assert dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer.grads.values())
+
+
+def test_sigmoid_is_stable_at_extremes():
+    x = np.array([[-1000.0, -50.0, 0.0, 50.0, 1000.0]], dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = Sigmoid().forward(x)
+    assert np.all(np.isfinite(y))
+    assert y[0, 0] == 0.0 and y[0, 2] == 0.5 and y[0, 4] == 1.0
+
+
+def test_dense_shape_mismatch_names_layer_and_shapes():
+    model = Sequential(Dense(784, 16, rng=0), ReLU(), name="encoder")
+    with pytest.raises(ValueError, match=r"'encoder\.0' \(784 -> 16\).*\(N, 784\).*\(32, 783\)"):
+        model.forward(np.zeros((32, 783), dtype=np.float32))
+
+
+@pytest.mark.parametrize("layer", [Dense(3, 2, rng=0), ReLU(), Sigmoid(), Tanh(), LeakyReLU()])
+def test_backward_before_forward_is_a_clear_error(layer):
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones((2, 2)))
+
+
+def test_dout_shape_mismatch_is_a_clear_error():
+    layer = Dense(3, 2, rng=0)
+    layer.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"dout of shape \(4, 3\).*\(4, 2\)"):
+        layer.backward(np.zeros((4, 3)))
+
+
+def test_backward_does_not_change_parameters():
+    layer = Dense(3, 2, rng=0)
+    before = {k: v.copy() for k, v in layer.params.items()}
+    layer.forward(np.ones((4, 3)))
+    layer.backward(np.ones((4, 2)))
+    for key, value in layer.params.items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_sequential_parameter_names_and_sharing():
+    model = Sequential(Dense(4, 3, rng=0), ReLU(), Dense(3, 2, rng=1), name="decoder")
+    assert list(model.params) == ["decoder.0.W", "decoder.0.b", "decoder.2.W", "decoder.2.b"]
+    assert model.params["decoder.2.W"] is model.layers[2].params["W"]
+    assert model.grads.keys() == model.params.keys()

@@ -1,0 +1,87 @@
+"""Losses: values against their definitions, gradients against numeric ones, stability."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from strategies import batches
+
+from npnet.gradcheck import check_gradients
+from npnet.losses import bce_with_logits, bce_with_logits_per_example, mse_loss
+
+TOLERANCE = 1e-6
+
+
+def pixel_targets(shape):
+    return arrays(np.float64, shape, elements=st.floats(0.0, 1.0))
+
+
+@given(data=st.data(), prediction=batches())
+def test_mse_value_and_gradient(data, prediction):
+    target = data.draw(pixel_targets(prediction.shape))
+    loss, _ = mse_loss(prediction, target)
+    expected = np.mean(np.sum((target - prediction) ** 2, axis=1))  # the course's L
+    assert loss == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    errors = check_gradients(
+        lambda: mse_loss(prediction, target)[0:1] + ({"p": mse_loss(prediction, target)[1]},),
+        {"p": prediction},
+    )
+    assert errors["p"] < TOLERANCE
+
+
+@given(data=st.data(), logits=batches())
+def test_bce_value_and_gradient(data, logits):
+    target = data.draw(pixel_targets(logits.shape))
+    loss, _ = bce_with_logits(logits, target)
+    p = 1 / (1 + np.exp(-logits))  # the naive definition, safe for |logits| <= 3
+    expected = np.mean(np.sum(-target * np.log(p) - (1 - target) * np.log(1 - p), axis=1))
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+    def loss_and_grads():
+        value, grad = bce_with_logits(logits, target)
+        return value, {"s": grad}
+
+    assert check_gradients(loss_and_grads, {"s": logits})["s"] < TOLERANCE
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_is_finite_at_extreme_logits(dtype):
+    logits = np.array([[-1000.0, -100.0, 0.0, 100.0, 1000.0]], dtype=dtype)
+    target = np.array([[1.0, 0.0, 0.5, 1.0, 0.0]], dtype=dtype)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        loss, grad = bce_with_logits(logits, target)
+        per_example = bce_with_logits_per_example(logits, target)
+    # -1000 with target 1 costs 1000 nats, 1000 with target 0 too; 0 with 0.5 costs log 2.
+    assert loss == pytest.approx(2000 + np.log(2), rel=1e-6)
+    assert per_example.shape == (1,)
+    assert np.all(np.isfinite(grad)) and grad.dtype == dtype
+    np.testing.assert_allclose(grad, [[-1.0, 0.0, 0.0, 0.0, 1.0]], atol=1e-6)
+
+
+def test_bce_floor_on_gray_targets_is_the_entropy():
+    t = np.array([[0.3, 0.9]])
+    logits = np.log(t / (1 - t))  # sigmoid(logits) = t, the minimiser
+    loss, grad = bce_with_logits(logits, t)
+    entropy = -np.sum(t * np.log(t) + (1 - t) * np.log(1 - t))
+    assert loss == pytest.approx(entropy)
+    np.testing.assert_allclose(grad, 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss_fn", [mse_loss, bce_with_logits])
+def test_losses_keep_float32(loss_fn):
+    p = np.zeros((3, 4), dtype=np.float32)
+    _, grad = loss_fn(p, np.ones((3, 4)))
+    assert grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("loss_fn", [mse_loss, bce_with_logits])
+def test_losses_reject_mismatched_shapes(loss_fn):
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 5\)"):
+        loss_fn(np.zeros((3, 4)), np.zeros((3, 5)))
+
+
+def test_mse_does_not_modify_its_inputs():
+    p, t = np.ones((2, 3)), np.zeros((2, 3))
+    mse_loss(p, t)
+    assert np.all(p == 1) and np.all(t == 0)
