@@ -1,0 +1,534 @@
+"""MNIST data layer: IDX round trips, damaged files, where files are found, downloads, batches.
+
+Everything except the last test runs on tiny fake IDX files written with ``write_idx``;
+downloads go to a local HTTP server on 127.0.0.1, never to the real network.
+"""
+
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from npnet import data
+from npnet.data import (
+    MNIST_FILES,
+    MNISTError,
+    MNISTNotFoundError,
+    download_mnist,
+    find_mnist_dir,
+    iterate_minibatches,
+    load_mnist,
+    read_idx,
+    write_idx,
+)
+
+FILE_STEMS = [*MNIST_FILES["train"], *MNIST_FILES["test"]]
+
+# Hypothesis reuses one tmp_path across examples; each example overwrites its own file.
+reuses_tmp_path = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Damaged files must fail fast: a tiny file that takes a second to reject is a hang.
+fails_fast = settings(
+    max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers and fixtures
+# ---------------------------------------------------------------------------------------
+
+
+def idx_arrays():
+    """Small uint8 arrays of shape (N,) (labels) or (N, rows, cols) (images), N >= 1."""
+    n, side = st.integers(1, 6), st.integers(1, 5)
+    shapes = st.one_of(st.tuples(n), st.tuples(n, side, side))
+    return shapes.flatmap(lambda shape: arrays(np.uint8, shape))
+
+
+def idx_bytes(array, gz):
+    """An IDX file's bytes, encoded here from the format description, not by npnet.
+
+    Magic 0x00000801 / 0x00000803 (unsigned bytes, 1 or 3 dimensions), each dimension as a
+    big-endian uint32, then the array's bytes in C order.
+    """
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    content = header + array.tobytes()
+    return gzip.compress(content) if gz else content
+
+
+def write_fake_mnist(directory, n_train=6, n_test=4, gz=True, seed=0):
+    """Write the four MNIST files with random 28 x 28 images; return the arrays by stem."""
+    rng = np.random.default_rng(seed)
+    contents = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        image_stem, label_stem = MNIST_FILES[split]
+        contents[image_stem] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        contents[label_stem] = rng.integers(0, 10, size=n, dtype=np.uint8)
+    directory = Path(directory)
+    for stem, array in contents.items():
+        write_idx(directory / (stem + ".gz" if gz else stem), array)
+    return contents
+
+
+@pytest.fixture
+def no_mnist_anywhere(tmp_path, monkeypatch):
+    """An environment where no MNIST can be found: empty home, empty cache, no NPNET_DATA.
+
+    Returns the user cache directory npnet will use (it does not exist yet).
+    """
+    monkeypatch.delenv("NPNET_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "xdg-cache" / "npnet" / "mnist"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving fake gzip MNIST files.
+
+    Yields (base_url, checksums, contents): the mirror's URL ending in "/", the MD5 table of
+    the served .gz files, and the arrays in them by stem.
+    """
+    served = tmp_path / "served"
+    contents = write_fake_mnist(served, gz=True, seed=1)
+    checksums = {
+        stem + ".gz": hashlib.md5((served / (stem + ".gz")).read_bytes()).hexdigest()
+        for stem in FILE_STEMS
+    }
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(QuietHandler, directory=str(served))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/", checksums, contents
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# ---------------------------------------------------------------------------------------
+# IDX files: round trip and damage
+# ---------------------------------------------------------------------------------------
+
+
+@reuses_tmp_path
+@given(array=idx_arrays(), gz=st.booleans())
+def test_idx_round_trip(tmp_path, array, gz):
+    path = tmp_path / ("round-trip.gz" if gz else "round-trip")
+    write_idx(path, array)
+    written = path.read_bytes()
+    assert (gzip.decompress(written) if gz else written) == idx_bytes(array, gz=False)
+    back = read_idx(path)
+    assert back.dtype == np.uint8
+    assert back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_compression_is_recognised_by_content_not_name(tmp_path):
+    labels = np.arange(10, dtype=np.uint8)
+    write_idx(tmp_path / "really-gzip", labels)  # no .gz: written raw
+    (tmp_path / "looks-gzip.gz").write_bytes(idx_bytes(labels, gz=False))  # raw, named .gz
+    np.testing.assert_array_equal(read_idx(tmp_path / "really-gzip"), labels)
+    np.testing.assert_array_equal(read_idx(tmp_path / "looks-gzip.gz"), labels)
+
+
+def test_write_idx_refuses_what_idx_cannot_hold(tmp_path):
+    with pytest.raises(TypeError, match="uint8"):
+        write_idx(tmp_path / "x", np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        write_idx(tmp_path / "x", np.zeros((3, 4), dtype=np.uint8))
+
+
+@fails_fast
+@given(array=idx_arrays(), gz=st.booleans(), data_=st.data())
+def test_truncated_file_raises_mnist_error(tmp_path, array, gz, data_):
+    whole = idx_bytes(array, gz)
+    cut = data_.draw(st.integers(0, len(whole) - 1), label="cut")
+    path = tmp_path / "truncated"
+    path.write_bytes(whole[:cut])
+    with pytest.raises(MNISTError, match="damaged"):
+        read_idx(path)
+
+
+@fails_fast
+@given(
+    array=idx_arrays(),
+    gz=st.booleans(),
+    magic=st.integers(0, 2**32 - 1).filter(lambda m: m not in (2049, 2051)),
+)
+def test_wrong_magic_number_raises_mnist_error(tmp_path, array, gz, magic):
+    raw = bytearray(idx_bytes(array, gz=False))
+    raw[:4] = magic.to_bytes(4, "big")
+    path = tmp_path / "wrong-magic"
+    path.write_bytes(gzip.compress(bytes(raw)) if gz else bytes(raw))
+    with pytest.raises(MNISTError, match="magic number"):
+        read_idx(path)
+
+
+@fails_fast
+@given(array=idx_arrays(), gz=st.booleans(), new_size=st.integers(0, 2**32 - 1), data_=st.data())
+def test_wrong_dimension_raises_mnist_error(tmp_path, array, gz, new_size, data_):
+    axis = data_.draw(st.integers(0, array.ndim - 1), label="axis")
+    wrong_shape = list(array.shape)
+    wrong_shape[axis] = new_size
+    assume(np.prod(wrong_shape, dtype=object) != array.size)
+    raw = bytearray(idx_bytes(array, gz=False))
+    raw[4 + 4 * axis : 8 + 4 * axis] = new_size.to_bytes(4, "big")
+    path = tmp_path / "wrong-dims"
+    path.write_bytes(gzip.compress(bytes(raw)) if gz else bytes(raw))
+    with pytest.raises(MNISTError, match="header says"):
+        read_idx(path)
+
+
+def spliced_garbage(array, gz, garbage, at, replace):
+    """A valid IDX file with ``garbage`` written over (or inserted) at fraction ``at``."""
+    whole = idx_bytes(array, gz)
+    start = int(at * len(whole))
+    end = start + len(garbage) if replace else start
+    return whole[:start] + garbage + whole[end:]
+
+
+garbage_files = st.one_of(
+    st.binary(max_size=200),  # not an IDX file at all
+    st.builds(
+        spliced_garbage,
+        idx_arrays(),
+        st.booleans(),
+        st.binary(min_size=1, max_size=16),
+        st.floats(0, 1),
+        st.booleans(),
+    ),
+    st.builds(lambda b: gzip.compress(b), st.binary(max_size=200)),  # gzip of garbage
+)
+
+
+@fails_fast
+@given(content=garbage_files)
+def test_garbage_gives_an_array_or_mnist_error_nothing_else(tmp_path, content):
+    """Garbage may happen to be a valid IDX file; if not, the only error is MNISTError."""
+    path = tmp_path / "garbage"
+    path.write_bytes(content)
+    try:
+        array = read_idx(path)
+    except MNISTError:
+        return
+    assert array.dtype == np.uint8 and array.ndim in (1, 3)
+
+
+@fails_fast
+@given(
+    damaged_stem=st.sampled_from(FILE_STEMS),
+    content=st.one_of(garbage_files, st.builds(bytes, st.just(b""))),
+    split=st.sampled_from(["train", "test"]),
+)
+def test_load_mnist_with_a_damaged_file_raises_only_mnist_error(
+    tmp_path, damaged_stem, content, split
+):
+    folder = tmp_path / "mnist"
+    if not folder.exists():  # written once: the examples damage and restore one file each
+        write_fake_mnist(folder, gz=True)
+    damaged = folder / (damaged_stem + ".gz")
+    intact = damaged.read_bytes()
+    damaged.write_bytes(content)
+    try:
+        images, labels = load_mnist(split, data_dir=folder, download=False)
+    except MNISTError:
+        return
+    finally:
+        damaged.write_bytes(intact)
+    # Garbage that happens to form a valid file (or damage to the other split's files)
+    # must still give consistent arrays.
+    assert images.shape[1:] == (784,) and len(images) == len(labels)
+    assert labels.min() >= 0 and labels.max() <= 9
+
+
+def test_missing_file_is_mnist_not_found_error(tmp_path):
+    with pytest.raises(MNISTNotFoundError, match="does not exist") as caught:
+        read_idx(tmp_path / "nothing-here.gz")
+    assert isinstance(caught.value, FileNotFoundError)
+
+
+# ---------------------------------------------------------------------------------------
+# load_mnist on fake files
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_load_mnist_scales_to_float32_unit_range(tmp_path, gz):
+    contents = write_fake_mnist(tmp_path, n_train=5, n_test=3, gz=gz)
+    images, labels = load_mnist("train", data_dir=tmp_path, download=False)
+    assert images.shape == (5, 784) and images.dtype == np.float32
+    assert labels.shape == (5,) and labels.dtype == np.int64
+    np.testing.assert_array_equal(
+        images, (contents["train-images-idx3-ubyte"] / 255.0).astype(np.float32).reshape(5, 784)
+    )
+    np.testing.assert_array_equal(labels, contents["train-labels-idx1-ubyte"])
+
+    grids, _ = load_mnist("test", data_dir=tmp_path, flatten=False, download=False)
+    assert grids.shape == (3, 28, 28) and grids.dtype == np.float32
+    assert grids.min() >= 0.0 and grids.max() <= 1.0
+
+
+def test_unknown_split_is_value_error(tmp_path):
+    write_fake_mnist(tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        load_mnist("validation", data_dir=tmp_path, download=False)
+
+
+def test_image_and_label_count_mismatch_raises(tmp_path):
+    write_fake_mnist(tmp_path, n_train=6)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(MNISTError, match="6 images but .* 7 labels"):
+        load_mnist("train", data_dir=tmp_path, download=False)
+
+
+def test_swapped_image_and_label_files_raise(tmp_path):
+    contents = write_fake_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", contents["t10k-labels-idx1-ubyte"])
+    with pytest.raises(MNISTError, match="expected an image file"):
+        load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_images_that_are_not_28_by_28_raise(tmp_path):
+    write_fake_mnist(tmp_path, n_test=4)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 14, 14), dtype=np.uint8))
+    with pytest.raises(MNISTError, match="14 x 14"):
+        load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_labels_outside_0_to_9_raise(tmp_path):
+    write_fake_mnist(tmp_path, n_test=4)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 10, 3], dtype=np.uint8))
+    with pytest.raises(MNISTError, match="label 10"):
+        load_mnist("test", data_dir=tmp_path, download=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Where the files are found
+# ---------------------------------------------------------------------------------------
+
+
+def test_explicit_dir_beats_env_and_cache(tmp_path, no_mnist_anywhere, monkeypatch):
+    explicit, env = tmp_path / "explicit", tmp_path / "env"
+    for folder in (explicit, env, no_mnist_anywhere):
+        write_fake_mnist(folder)
+    monkeypatch.setenv("NPNET_DATA", str(env))
+    assert find_mnist_dir(explicit) == explicit
+    assert find_mnist_dir() == env
+
+
+def test_env_beats_cache_and_cache_is_last(tmp_path, no_mnist_anywhere, monkeypatch):
+    write_fake_mnist(no_mnist_anywhere)
+    assert find_mnist_dir() == no_mnist_anywhere
+    # NPNET_DATA set but empty: searching goes on to the cache.
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "empty"))
+    assert find_mnist_dir() == no_mnist_anywhere
+
+
+def test_cache_defaults_to_home_dot_cache_without_xdg(tmp_path, no_mnist_anywhere, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    home_cache = tmp_path / "home" / ".cache" / "npnet" / "mnist"
+    write_fake_mnist(home_cache)
+    assert find_mnist_dir() == home_cache
+
+
+def test_explicit_dir_without_files_is_an_error_even_if_env_has_them(
+    tmp_path, no_mnist_anywhere, monkeypatch
+):
+    write_fake_mnist(tmp_path / "env")
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "env"))
+    with pytest.raises(MNISTNotFoundError, match="not searched when data_dir is given"):
+        find_mnist_dir(tmp_path / "typo")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_torchvision_layout_is_found(tmp_path, no_mnist_anywhere, gz):
+    contents = write_fake_mnist(tmp_path / "root" / "MNIST" / "raw", gz=gz)
+    assert find_mnist_dir(tmp_path / "root") == tmp_path / "root" / "MNIST" / "raw"
+    _, labels = load_mnist("test", data_dir=tmp_path / "root", download=False)
+    np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
+
+
+def test_not_found_message_lists_files_dirs_and_how_to_fix(
+    tmp_path, no_mnist_anywhere, monkeypatch
+):
+    env = tmp_path / "env"
+    env.mkdir()
+    write_idx(env / "train-images-idx3-ubyte.gz", np.zeros((1, 28, 28), dtype=np.uint8))
+    monkeypatch.setenv("NPNET_DATA", str(env))
+    with pytest.raises(MNISTNotFoundError) as caught:
+        load_mnist("train", download=False)
+    message = str(caught.value)
+    for stem in FILE_STEMS:
+        assert stem in message
+    assert f"{env}  (NPNET_DATA): missing train-labels-idx1-ubyte," in message
+    assert "train-images-idx3-ubyte," not in message.split("(NPNET_DATA)")[1].splitlines()[0]
+    assert f"{no_mnist_anywhere}  (user cache): no such directory" in message
+    for hint in ("data_dir=", "--data-dir", "NPNET_DATA=", "download=True"):
+        assert hint in message
+    assert message.splitlines()[-1].startswith("If you already have the files")
+
+
+# ---------------------------------------------------------------------------------------
+# Downloading (local server only)
+# ---------------------------------------------------------------------------------------
+
+
+def test_download_puts_verified_files_in_place(tmp_path, mirror):
+    url, checksums, contents = mirror
+    dest = tmp_path / "cache"
+    assert download_mnist(dest, mirrors=[url], checksums=checksums, progress=False) == dest
+    assert sorted(p.name for p in dest.iterdir()) == sorted(checksums)
+    images, labels = load_mnist("train", data_dir=dest, download=False)
+    np.testing.assert_array_equal(labels, contents["train-labels-idx1-ubyte"])
+
+
+def test_download_falls_back_to_the_next_mirror(tmp_path, mirror):
+    url, checksums, _ = mirror
+    dest = tmp_path / "cache"
+    download_mnist(dest, mirrors=[url + "gone/", url], checksums=checksums, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(checksums)
+
+
+def test_wrong_checksum_is_rejected_and_leaves_nothing(tmp_path, mirror):
+    url, checksums, _ = mirror
+    bad = dict(checksums, **{"train-images-idx3-ubyte.gz": "0" * 32})
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    with pytest.raises(MNISTError, match="expected 0{32}; the file was discarded"):
+        download_mnist(dest, mirrors=[url], checksums=bad, progress=False)
+    assert list(dest.iterdir()) == []  # neither the bad file nor a temporary file
+
+
+def test_bad_file_later_in_the_list_keeps_only_verified_files(tmp_path, mirror):
+    url, checksums, _ = mirror
+    bad = dict(checksums, **{"t10k-images-idx3-ubyte.gz": "0" * 32})
+    dest = tmp_path / "cache"
+    with pytest.raises(MNISTError, match="t10k-images-idx3-ubyte.gz"):
+        download_mnist(dest, mirrors=[url], checksums=bad, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+
+
+def test_load_mnist_downloads_into_the_cache(mirror, no_mnist_anywhere, monkeypatch):
+    url, checksums, contents = mirror
+    monkeypatch.setattr(data, "MIRRORS", (url,))
+    monkeypatch.setattr(data, "MNIST_MD5", checksums)
+    images, labels = load_mnist("test")
+    assert images.shape == (4, 784)
+    np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
+    assert find_mnist_dir() == no_mnist_anywhere
+
+
+def test_failed_download_says_what_was_searched_and_tried(mirror, no_mnist_anywhere, monkeypatch):
+    url, checksums, _ = mirror
+    monkeypatch.setattr(data, "MIRRORS", (url + "gone/",))
+    with pytest.raises(MNISTNotFoundError) as caught:
+        load_mnist("train")
+    message = str(caught.value)
+    assert "Downloading them into" in message and "404" in message
+    assert str(no_mnist_anywhere) in message
+    for stem in FILE_STEMS:
+        assert stem in message
+    assert not no_mnist_anywhere.exists()  # the cache folder made for the download is gone
+
+
+# ---------------------------------------------------------------------------------------
+# Mini-batches
+# ---------------------------------------------------------------------------------------
+
+
+@given(
+    n=st.integers(0, 50),
+    batch_size=st.integers(1, 20),
+    seed=st.integers(0, 2**32 - 1),
+    drop_last=st.booleans(),
+)
+def test_minibatches_cover_each_example_once(n, batch_size, seed, drop_last):
+    batches = list(iterate_minibatches(n, batch_size, seed, drop_last=drop_last))
+    sizes = [len(b) for b in batches]
+    assert all(s == batch_size for s in sizes[:-1])
+    if drop_last:
+        assert sizes == [batch_size] * (n // batch_size)
+    else:
+        assert sum(sizes) == n
+        np.testing.assert_array_equal(np.sort(np.concatenate([[], *batches])), np.arange(n))
+    again = list(iterate_minibatches(n, batch_size, seed, drop_last=drop_last))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_minibatches_of_arrays_stay_aligned():
+    x = np.arange(20).reshape(10, 2)
+    y = np.arange(10) * 10
+    pairs = list(iterate_minibatches((x, y), 4, np.random.default_rng(0)))
+    assert [len(xb) for xb, _ in pairs] == [4, 4, 2]
+    for xb, yb in pairs:
+        np.testing.assert_array_equal(xb[:, 0] * 5, yb)
+    singles = list(iterate_minibatches(x, 4, 0))
+    assert all(isinstance(b, np.ndarray) and b.shape[1] == 2 for b in singles)
+
+
+def test_minibatches_unshuffled_and_generator_advances():
+    assert [b.tolist() for b in iterate_minibatches(5, 2, None, shuffle=False)] == [
+        [0, 1],
+        [2, 3],
+        [4],
+    ]
+    rng = np.random.default_rng(0)
+    first = np.concatenate(list(iterate_minibatches(100, 10, rng)))
+    second = np.concatenate(list(iterate_minibatches(100, 10, rng)))
+    assert not np.array_equal(first, second)  # a Generator moves on: a new epoch, a new order
+
+
+def test_minibatch_argument_errors_raise_at_call_time():
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        iterate_minibatches(10, 0, 0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        iterate_minibatches(10, 2.5, 0)
+    with pytest.raises(ValueError, match=">= 0"):
+        iterate_minibatches(-1, 2, 0)
+    with pytest.raises(ValueError, match="same first dimension"):
+        iterate_minibatches((np.zeros(3), np.zeros(4)), 2, 0)
+    with pytest.raises(TypeError, match="n_or_arrays"):
+        iterate_minibatches("ten", 2, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# The real files
+# ---------------------------------------------------------------------------------------
+
+TRAIN_DIGIT_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_DIGIT_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "split, n, digit_counts",
+    [("train", 60_000, TRAIN_DIGIT_COUNTS), ("test", 10_000, TEST_DIGIT_COUNTS)],
+)
+def test_real_mnist(split, n, digit_counts):
+    folder = os.environ.get("NPNET_DATA")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("set NPNET_DATA to a folder with the four MNIST files to check the real data")
+    images, labels = load_mnist(split, data_dir=folder, download=False)
+    assert images.shape == (n, 784) and images.dtype == np.float32
+    assert labels.shape == (n,) and labels.dtype == np.int64
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert np.bincount(labels, minlength=10).tolist() == digit_counts
