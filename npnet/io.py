@@ -25,6 +25,7 @@ __all__ = [
     "load_arrays",
     "save_params",
     "load_params",
+    "assign_params",
     "write_json",
     "read_json",
 ]
@@ -87,24 +88,31 @@ def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> No
 
 
 def load_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
-    """Copy the arrays saved in ``path`` into ``params`` (``model.params``), in place.
+    """Copy the arrays saved in ``path`` into ``params`` (``model.params``), in place."""
+    assign_params(params, load_arrays(path), source=str(path))
 
-    Every parameter must be in the file with the same shape; nothing is copied unless all
-    of them match, so a failed load leaves the model as it was.
+
+def assign_params(
+    params: Mapping[str, np.ndarray], saved: Mapping[str, np.ndarray], source: str
+) -> None:
+    """Copy ``saved[name]`` into ``params[name]`` for every parameter, in place.
+
+    Every parameter must be in ``saved`` with the same shape; nothing is copied unless all
+    of them match, so a failed load leaves the model as it was. ``source`` names where
+    ``saved`` came from, for the error message.
     """
-    saved = load_arrays(path)
     missing = sorted(params.keys() - saved.keys())
     unexpected = sorted(saved.keys() - params.keys())
     if missing or unexpected:
         raise ValueError(
-            f"{path} does not fit this model: parameters missing from the file: {missing}, "
+            f"{source} does not fit this model: parameters missing from the file: {missing}, "
             f"in the file but not in the model: {unexpected}. Was it saved from a model "
             "with other layer sizes?"
         )
     for name, value in params.items():
         if saved[name].shape != value.shape:
             raise ValueError(
-                f"{path} does not fit this model: parameter {name!r} has shape "
+                f"{source} does not fit this model: parameter {name!r} has shape "
                 f"{saved[name].shape} in the file but {value.shape} in the model. Was it "
                 "saved from a model with other layer sizes?"
             )

@@ -27,6 +27,9 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Sequential",
+    "ACTIVATIONS",
+    "mlp",
+    "in_batches",
 ]
 
 
@@ -319,3 +322,49 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential(\n{inner}\n)"
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+def mlp(
+    widths: tuple[int, ...] | list[int],
+    activation: str = "relu",
+    output_activation: str | None = None,
+    rng: np.random.Generator | int | None = None,
+    dtype=np.float32,
+    name: str | None = None,
+) -> Sequential:
+    """A multi-layer perceptron: Dense layers of the given widths with activations between.
+
+    ``mlp([784, 512, 128, 16])`` is ``Dense(784, 512), ReLU, Dense(512, 128), ReLU,
+    Dense(128, 16)``: the last Dense is followed by ``output_activation`` (None = linear).
+    Dense layers followed by ReLU-like activations get He initialisation, the others Glorot.
+    """
+    widths = [int(w) for w in widths]
+    if len(widths) < 2 or min(widths) < 1:
+        raise ValueError(f"mlp needs at least two positive widths (in, out), got {widths}")
+    for label in (activation, output_activation):
+        if label is not None and label not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {label!r}; choose from {sorted(ACTIVATIONS)}")
+    rng = np.random.default_rng(rng)
+    layers: list[Layer] = []
+    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        last = i == len(widths) - 2
+        follows = output_activation if last else activation
+        init = "he" if follows in ("relu", "leaky_relu") else "glorot"
+        layers.append(Dense(d_in, d_out, init=init, rng=rng, dtype=dtype))
+        if follows is not None:
+            layers.append(ACTIVATIONS[follows]())
+    return Sequential(*layers, name=name)
+
+
+def in_batches(function, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+    """``function`` applied to a large array (N, ...) in slices of ``batch_size`` rows.
+
+    Evaluating 10,000 images at once would hold every layer's (10000, width) activations;
+    slices bound that memory. The results are concatenated along the first axis.
+    """
+    if len(x) == 0:
+        raise ValueError("got an empty array: there is nothing to evaluate")
+    return np.concatenate([function(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])

@@ -1,0 +1,172 @@
+"""What the experiment scripts share: command-line options, data, optimizer, the training run.
+
+``experiments/dae_mnist.py`` and ``experiments/vae_interp.py`` are thin: each builds its own
+model and figures, and leaves everything they have in common to this module, so the two
+behave the same way (``--quick``, ``--resume``, ``--seed``, progress, Ctrl-C, summaries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import MNISTError, load_mnist
+from .optim import SGD, Adam
+from .train import CheckpointMismatch, fit
+
+__all__ = [
+    "add_common_arguments",
+    "load_data",
+    "make_optimizer",
+    "train_or_exit",
+    "Run",
+]
+
+QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    lr: dict[str, float],
+    out: str,
+) -> None:
+    """Options both experiments take, with each experiment's own defaults."""
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=positive_int, default=epochs,
+                       help="passes over the 60,000 training images (default: %(default)s)")
+    train.add_argument("--batch-size", type=positive_int, default=batch_size,
+                       help="images per SGD step (default: %(default)s)")
+    train.add_argument("--optimizer", choices=["sgd", "adam"], default=optimizer,
+                       help="sgd = SGD with Nesterov momentum, adam = Adam "
+                       "(default: %(default)s)")
+    train.add_argument("--lr", type=positive_float, default=None,
+                       help="learning rate (default: "
+                       + ", ".join(f"{v:g} for {k}" for k, v in lr.items()) + ")")
+    train.add_argument("--momentum", type=float, default=0.9,
+                       help="momentum for --optimizer sgd (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of every random choice: weights, batches, noise, pairs "
+                       "(default: %(default)s)")
+    run = parser.add_argument_group("files and running")
+    run.add_argument("--data-dir", default=None,
+                     help="folder with the four MNIST files (flat, or torchvision's "
+                     "MNIST/raw/); default: $NPNET_DATA, then ~/.cache/npnet/mnist")
+    run.add_argument("--out", type=Path, default=Path(out),
+                     help="output folder for figures, metrics.json, checkpoint and model "
+                     "(default: %(default)s)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from the checkpoint in --out")
+    run.add_argument("--quick", action="store_true",
+                     help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
+                     "1 epoch unless --epochs is given (a few seconds)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST (x_train, y_train, x_test, y_test), sliced for ``--quick``; exits on bad data."""
+    try:
+        x_train, y_train = load_mnist("train", data_dir=args.data_dir)
+        x_test, y_test = load_mnist("test", data_dir=args.data_dir)
+    except MNISTError as error:
+        sys.exit(f"error: {error}")
+    if args.quick:
+        x_train, y_train = x_train[:QUICK_TRAIN], y_train[:QUICK_TRAIN]
+        x_test, y_test = x_test[:QUICK_TEST], y_test[:QUICK_TEST]
+    return x_train, y_train, x_test, y_test
+
+
+def make_optimizer(args, params: dict, default_lr: dict[str, float]):
+    """The optimizer named by ``--optimizer``; ``--lr`` or that optimizer's tuned default."""
+    lr = args.lr if args.lr is not None else default_lr[args.optimizer]
+    args.lr = lr  # recorded in metrics.json as used
+    if args.optimizer == "sgd":
+        return SGD(params, lr=lr, momentum=args.momentum, nesterov=args.momentum > 0)
+    return Adam(params, lr=lr)
+
+
+def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict:
+    """:func:`npnet.train.fit` with the script's options; clean exits on Ctrl-C and mismatches."""
+    try:
+        return fit(
+            model,
+            optimizer,
+            x_train,
+            x_eval=x_test,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            checkpoint=args.out / "checkpoint.npz",
+            resume=args.resume,
+            config=config,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (CheckpointMismatch, FloatingPointError) as error:
+        sys.exit(f"error: {error}")
+
+
+class Run:
+    """Bookkeeping of one experiment run: settings, wall time, and the files written."""
+
+    def __init__(self, args, parser: argparse.ArgumentParser):
+        if args.quick and not any(a.startswith("--epochs") for a in sys.argv[1:]):
+            args.epochs = 1
+        if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
+            parser.error(f"--batch-size {args.batch_size} is larger than the training set")
+        args.out.mkdir(parents=True, exist_ok=True)
+        self.args = args
+        self.started = time.perf_counter()
+        self.written: list[tuple[str, Path]] = []
+
+    def settings(self) -> dict:
+        """Every option, as recorded in metrics.json."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.args).items()}
+
+    def resume_config(self) -> dict:
+        """The options a checkpoint must agree on to be resumed: all that change the model or
+        its training, but not --epochs (resuming with more epochs trains further) nor where
+        files are."""
+        where = ("resume", "no_progress", "out", "data_dir", "epochs")
+        return {k: v for k, v in self.settings().items() if k not in where}
+
+    def environment(self) -> dict:
+        return {"python": platform.python_version(), "numpy": np.__version__,
+                "machine": platform.machine()}
+
+    def wrote(self, description: str, path: Path) -> Path:
+        self.written.append((description, Path(path)))
+        return Path(path)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def print_summary(self, headline: str) -> None:
+        print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
+        width = max(len(d) for d, _ in self.written)
+        for description, path in self.written:
+            print(f"  {description:<{width}}  {path}")

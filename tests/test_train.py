@@ -1,0 +1,88 @@
+"""The training loop: it learns, it is reproducible, and resuming equals not stopping."""
+
+import numpy as np
+import pytest
+
+from npnet.autoencoder import DenoisingAutoencoder
+from npnet.optim import Adam
+from npnet.train import CheckpointMismatch, fit
+
+X = np.random.default_rng(0).random((96, 12), dtype=np.float32) ** 3  # sparse-ish "images"
+X_EVAL = np.random.default_rng(1).random((20, 12), dtype=np.float32) ** 3
+
+
+def model_and_optimizer(seed=0, lr=1e-2):
+    model = DenoisingAutoencoder(12, (8, 6), 3, noise_level=0.1, rng=seed)
+    return model, Adam(model.params, lr=lr)
+
+
+def run(epochs, **kwargs):
+    model, opt = model_and_optimizer()
+    history = fit(model, opt, X, x_eval=X_EVAL, epochs=epochs, batch_size=16, seed=5,
+                  progress=False, log=lambda _: None, **kwargs)
+    return model, history
+
+
+def test_loss_goes_down_and_history_has_every_epoch():
+    _, history = run(8)
+    assert len(history["train_loss"]) == len(history["test_mse_clean"]) == 8
+    assert history["train_loss"][-1] < 0.6 * history["train_loss"][0]
+
+
+def test_same_seed_same_result():
+    a, _ = run(2)
+    b, _ = run(2)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight, straight_history = run(4)
+    checkpoint = tmp_path / "ckpt.npz"
+    run(2, checkpoint=checkpoint)  # "interrupted" after epoch 2
+    resumed, resumed_history = run(4, checkpoint=checkpoint, resume=True)
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name])
+    assert resumed_history["train_loss"] == straight_history["train_loss"]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint, config={"lr": 1e-3})
+    with pytest.raises(CheckpointMismatch, match="lr"):
+        run(2, checkpoint=checkpoint, resume=True, config={"lr": 1e-2})
+
+
+def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint)
+    before = checkpoint.read_bytes()
+    model, opt = model_and_optimizer()
+    calls = {"n": 0}
+    original = model.train_step
+
+    def interrupted_step(x, rng):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(x, rng)
+
+    model.train_step = interrupted_step
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, opt, X, epochs=3, batch_size=16, seed=5, checkpoint=checkpoint,
+            resume=True, progress=False, log=lambda _: None)
+    assert checkpoint.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]
+
+
+def test_divergence_is_reported():
+    model, opt = model_and_optimizer()
+    model.train_step = lambda x, rng: {"loss": float("nan")}
+    with pytest.raises(FloatingPointError, match="--lr"):
+        fit(model, opt, X, epochs=2, batch_size=16, seed=0, progress=False, log=lambda _: None)
+
+
+def test_batch_size_larger_than_the_data_is_a_clear_error():
+    model, opt = model_and_optimizer()
+    with pytest.raises(ValueError, match="--batch-size"):
+        fit(model, opt, X, epochs=1, batch_size=len(X) + 1, seed=0, progress=False)
