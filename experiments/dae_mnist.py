@@ -1,0 +1,156 @@
+"""Train a denoising autoencoder on MNIST and analyse the residuals of the test images.
+
+    python experiments/dae_mnist.py            # the full run (about 2 minutes on 2 cores)
+    python experiments/dae_mnist.py --quick    # a smoke test on a slice of MNIST
+    python experiments/dae_mnist.py --help
+
+Writes to --out (default results/dae/): residuals_shared_scale.png (figure A: mean residual
+and PC1-PC5 on one shared signed gray scale), residuals_own_scale.png (figure B: each on its
+own scale), examples.png, training_curves.png, metrics.json, model.npz, checkpoint.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from npnet import analysis, plotting
+from npnet.autoencoder import DenoisingAutoencoder
+from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, train_or_exit
+from npnet.corruption import CORRUPTIONS
+from npnet.io import save_params, write_json
+
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
+N_COMPONENTS = 5
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_common_arguments(
+        parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae"
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--hidden", type=int, nargs="+", default=[512, 128],
+                       help="encoder hidden widths, outermost first; the decoder mirrors them")
+    model.add_argument("--code", type=int, default=16, help="width of the code (bottleneck)")
+    model.add_argument("--noise", choices=sorted(CORRUPTIONS), default="gaussian",
+                       help="corruption of the training inputs")
+    model.add_argument("--noise-level", type=float, default=0.3,
+                       help="noise std (gaussian) or probability a pixel is hit (others)")
+    model.add_argument("--pc-scale", choices=["unit", "std"], default="unit",
+                       help="draw each principal component as a unit vector, or scaled by the "
+                       "standard deviation of the residuals along it (same units as the mean)")
+    args = parser.parse_args(argv)
+    if len(args.hidden) < 2 or min(args.hidden) < 1 or args.code < 1:
+        parser.error("--hidden needs at least two positive widths (three layers per side "
+                     "with the code), and --code must be positive")
+    return args, parser
+
+
+def main(argv=None) -> None:
+    args, parser = parse_args(argv)
+    run = Run(args, parser)
+    x_train, _, x_test, _ = load_data(args)
+
+    model = DenoisingAutoencoder(
+        x_train.shape[1], args.hidden, args.code, noise=args.noise,
+        noise_level=args.noise_level, rng=args.seed,
+    )
+    optimizer = make_optimizer(args, model.params, DEFAULT_LR)
+    print(f"DAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.code} "
+          f"({args.noise} noise {args.noise_level}), {args.optimizer} lr {args.lr}, "
+          f"{len(x_train)} training images")
+    history = train_or_exit(model, optimizer, args, x_train, x_test, run.resume_config())
+    save_params(run.wrote("model parameters", args.out / "model.npz"), model.params)
+    run.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
+
+    # The assignment's analysis: residuals of the clean test images, their mean and PCs.
+    reconstruction = model.reconstruct(x_test)
+    residual = analysis.residuals(x_test, reconstruction)
+    pca = analysis.residual_pca(residual, N_COMPONENTS)
+    components = pca.components
+    if args.pc_scale == "std":
+        components = components * np.sqrt(pca.explained_variance)[:, None]
+    images = np.vstack([pca.mean[None, :], components])
+    titles = ["mean residual"] + [
+        f"PC {k + 1} ({100 * r:.1f}% var)" for k, r in enumerate(pca.explained_variance_ratio)
+    ]
+    caption = (
+        "Residuals r = x - reconstruction of the 10,000 clean MNIST test images. Gray = 0, "
+        "darker = negative (reconstruction too bright), lighter = positive (too dark). "
+        + ("PCs are unit vectors, the mean is in pixel units."
+           if args.pc_scale == "unit" else
+           "PCs are scaled by the residuals' standard deviation along them (pixel units).")
+    )
+    figure_a = run.wrote("figure A: shared scale", args.out / "residuals_shared_scale.png")
+    plotting.plot_signed_images(
+        images, titles, figure_a, shared=True,
+        suptitle="DAE test residuals: one shared scale", caption=caption,
+    )
+    plotting.plot_signed_images(
+        images, titles, run.wrote("figure B: own scales", args.out / "residuals_own_scale.png"),
+        shared=False, suptitle="DAE test residuals: each image on its own scale", caption=caption,
+    )
+
+    # Baselines: the corrupted input itself, and PCA with as many components as the code.
+    rng = np.random.default_rng([args.seed, 2])
+    noisy_test = model.corrupt(x_test, rng)
+    denoised = model.reconstruct(noisy_test)
+    pca_k = analysis.fit_pca(x_train, args.code)
+    pca_reconstruction = analysis.pca_reconstruct(pca_k, x_test)
+    per_image = analysis.squared_error_per_image
+    pixels = x_test.shape[1]
+    errors = {
+        "dae_clean_input": per_image(x_test, reconstruction),
+        "dae_corrupted_input": per_image(x_test, denoised),
+        "corrupted_input_itself": per_image(x_test, noisy_test),
+        f"pca_{args.code}_components": per_image(x_test, pca_reconstruction),
+    }
+
+    examples = slice(0, 10)
+    plotting.plot_image_grid(
+        np.stack([x_test[examples], noisy_test[examples], denoised[examples],
+                  reconstruction[examples]]),
+        run.wrote("example digits", args.out / "examples.png"),
+        row_labels=["clean", "corrupted", "denoised", "clean -> recon."],
+        title="Test digits: clean, corrupted, reconstruction of the corrupted, "
+              "reconstruction of the clean",
+    )
+    plotting.plot_training_curves(
+        {"train (corrupted input)": history["train_loss"],
+         "test (corrupted input)": history["test_loss"],
+         "test (clean input)": history["test_mse_clean"]},
+        run.wrote("training curves", args.out / "training_curves.png"),
+        title="DAE training", ylabel="squared error per image",
+    )
+
+    metrics = {
+        "test_squared_error_per_image": errors,
+        "test_squared_error_per_pixel": {k: v / pixels for k, v in errors.items()},
+        "residual_pca": {
+            "explained_variance_ratio": pca.explained_variance_ratio,
+            "explained_variance": pca.explained_variance,
+            "mean_residual_abs_max": float(np.abs(pca.mean).max()),
+            "sign_rule": "each component's entry of largest absolute value is positive",
+        },
+        "history": history,
+        "wall_seconds": run.seconds,
+        "settings": run.settings(),
+        "environment": run.environment(),
+    }
+    write_json(run.wrote("metrics", args.out / "metrics.json"), metrics)
+    run.print_summary(
+        "test squared error per image: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in errors.items())
+        + "\nresidual PCs explain "
+        + ", ".join(f"{100 * r:.1f}%" for r in pca.explained_variance_ratio)
+        + " of the residual variance"
+    )
+
+
+if __name__ == "__main__":
+    main()

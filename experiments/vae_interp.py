@@ -1,0 +1,148 @@
+"""Train a variational autoencoder on MNIST and interpolate between the codes of test digits.
+
+    python experiments/vae_interp.py            # the full run (about 3 minutes on 2 cores)
+    python experiments/vae_interp.py --quick    # a smoke test on a slice of MNIST
+    python experiments/vae_interp.py --help
+
+Writes to --out (default results/vae/): interpolation_same_digit.png and
+interpolation_different_digits.png (10 x 9: test image, 7 decoded interpolates, test image),
+prior_samples.png, reconstructions.png, training_curves.png, with --latent 2 also
+latent_manifold.png and latent_scatter.png; metrics.json (with the pairs' test indices),
+model.npz, checkpoint.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from npnet.vae import VAE
+
+from npnet import analysis, plotting
+from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, train_or_exit
+from npnet.io import save_params, write_json
+
+DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
+N_PAIRS, N_INTERPOLATES = 10, 7
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_common_arguments(
+        parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae"
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--hidden", type=int, nargs="+", default=[512, 256],
+                       help="encoder hidden widths, outermost first; the decoder mirrors them")
+    model.add_argument("--latent", type=int, default=20, help="latent dimension L")
+    model.add_argument("--beta", type=float, default=1.0,
+                       help="weight of the KL term (1 = the ELBO)")
+    args = parser.parse_args(argv)
+    if not args.hidden or min(args.hidden) < 1 or args.latent < 1 or args.beta < 0:
+        parser.error("--hidden widths and --latent must be positive, --beta non-negative")
+    return args, parser
+
+
+def interpolation_rows(model: VAE, images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """(P, 2 + 7, D): for each pair (a, b), image a, the decoded interpolates, image b."""
+    codes, _ = model.encode(images[pairs.ravel()])  # the code of an image is its mean mu
+    codes = codes.reshape(len(pairs), 2, -1)
+    between = analysis.interpolate_codes(codes[:, 0], codes[:, 1], N_INTERPOLATES)  # (P, 7, L)
+    decoded = model.decode(between.reshape(-1, between.shape[-1]))
+    decoded = decoded.reshape(len(pairs), N_INTERPOLATES, -1)
+    return np.concatenate([images[pairs[:, :1]], decoded, images[pairs[:, 1:]]], axis=1)
+
+
+def draw_interpolations(model, run, x_test, y_test, same_label: bool, name: str) -> dict:
+    args = run.args
+    rng = np.random.default_rng([args.seed, 3, int(same_label)])
+    pairs = analysis.sample_pairs(y_test, N_PAIRS, same_label=same_label, rng=rng)
+    kind = "same digit" if same_label else "different digits"
+    plotting.plot_image_grid(
+        interpolation_rows(model, x_test, pairs),
+        run.wrote(f"interpolation, {kind}", args.out / name),
+        row_labels=[f"{y_test[a]} -> {y_test[b]}" for a, b in pairs],
+        column_titles=["test A"] + [f"{k}/8" for k in range(1, 8)] + ["test B"],
+        title=f"VAE latent interpolation, {N_PAIRS} pairs of {kind}",
+        caption="Columns 1 and 9: real test images. Columns 2-8: decoded from "
+                "z = (1 - t) mu_A + t mu_B, t = k/8 (Bernoulli means).",
+    )
+    return {
+        "test_indices": pairs,
+        "labels": y_test[pairs],
+    }
+
+
+def main(argv=None) -> None:
+    args, parser = parse_args(argv)
+    run = Run(args, parser)
+    x_train, _, x_test, y_test = load_data(args)
+
+    model = VAE(x_train.shape[1], tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed)
+    optimizer = make_optimizer(args, model.params, DEFAULT_LR)
+    print(f"VAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
+          f"(beta {args.beta}), {args.optimizer} lr {args.lr}, {len(x_train)} training images")
+    history = train_or_exit(model, optimizer, args, x_train, x_test, run.resume_config())
+    save_params(run.wrote("model parameters", args.out / "model.npz"), model.params)
+    run.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
+
+    pairs = {
+        "same_digit": draw_interpolations(
+            model, run, x_test, y_test, True, "interpolation_same_digit.png"),
+        "different_digits": draw_interpolations(
+            model, run, x_test, y_test, False, "interpolation_different_digits.png"),
+    }
+
+    rng = np.random.default_rng([args.seed, 4])
+    samples = model.decode(rng.standard_normal((64, args.latent)).astype(np.float32))
+    plotting.plot_image_grid(
+        samples.reshape(8, 8, -1),
+        run.wrote("samples from the prior", args.out / "prior_samples.png"),
+        title="Decoded samples z ~ N(0, I)",
+    )
+    shown = x_test[:12]
+    plotting.plot_image_grid(
+        np.stack([shown, model.reconstruct(shown)]),
+        run.wrote("test reconstructions", args.out / "reconstructions.png"),
+        row_labels=["test image", "decoded mu"], title="VAE reconstructions of test digits",
+    )
+    plotting.plot_training_curves(
+        {name: history[f"test_{name}"] for name in ("loss", "recon", "kl")}
+        | {"train loss": history["train_loss"]},
+        run.wrote("training curves", args.out / "training_curves.png"),
+        title="VAE on MNIST (test set unless marked)", ylabel="nats per image",
+    )
+    if args.latent == 2:
+        codes, _ = model.encode(x_test)
+        plotting.plot_latent_scatter(
+            codes, y_test, run.wrote("latent scatter", args.out / "latent_scatter.png"))
+        grid = np.linspace(-2.5, 2.5, 15, dtype=np.float32)
+        z = np.stack(np.meshgrid(grid, grid[::-1]), axis=-1).reshape(-1, 2)
+        plotting.plot_manifold(
+            model.decode(z).reshape(15, 15, -1),
+            run.wrote("decoded 2-D manifold", args.out / "latent_manifold.png"),
+        )
+
+    final = {name: history[f"test_{name}"][-1] for name in ("loss", "recon", "kl")}
+    metrics = {
+        "test_nats_per_image": {
+            "negative_elbo": final["loss"], "reconstruction": final["recon"], "kl": final["kl"],
+        },
+        "pairs": pairs,
+        "history": history,
+        "wall_seconds": run.seconds,
+        "settings": run.settings(),
+        "environment": run.environment(),
+    }
+    write_json(run.wrote("metrics", args.out / "metrics.json"), metrics)
+    run.print_summary(
+        f"test negative ELBO {final['loss']:.2f} nats/image "
+        f"(reconstruction {final['recon']:.2f} + KL {final['kl']:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
