@@ -1,8 +1,8 @@
-"""A denoising autoencoder built from npnet layers.
+r"""A denoising autoencoder built from npnet layers.
 
 Training minimises, over mini-batches of clean images x_i and their corruptions x~_i,
 
-.. math::  L = \\frac{1}{N} \\sum_i \\lVert x_i - \\mathrm{dec}(\\mathrm{enc}(\\tilde x_i)) \\rVert^2
+.. math::  L = \frac{1}{N} \sum_i \lVert x_i - \mathrm{dec}(\mathrm{enc}(\tilde x_i)) \rVert^2
 
 (:func:`npnet.losses.mse_loss`): the input is corrupted, the target is clean, so the network
 must learn what a digit looks like rather than copy pixels.
