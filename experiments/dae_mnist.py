@@ -21,7 +21,7 @@ from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, trai
 from npnet.corruption import CORRUPTIONS
 from npnet.io import save_params, write_json
 
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
+DEFAULT_LR = {"adam": 1e-3, "sgd": 3e-3}
 N_COMPONENTS = 5
 
 
