@@ -72,13 +72,9 @@ def main(argv=None) -> None:
     reconstruction = model.reconstruct(x_test)
     residual = analysis.residuals(x_test, reconstruction)
     pca = analysis.residual_pca(residual, N_COMPONENTS)
-    components = pca.components
-    if args.pc_scale == "std":
-        components = components * np.sqrt(pca.explained_variance)[:, None]
+    components = pca.scaled_components if args.pc_scale == "std" else pca.components
     images = np.vstack([pca.mean[None, :], components])
-    titles = ["mean residual"] + [
-        f"PC {k + 1} ({100 * r:.1f}% var)" for k, r in enumerate(pca.explained_variance_ratio)
-    ]
+    titles = plotting.residual_pca_titles(pca.explained_variance_ratio)
     caption = (
         "Residuals r = x - reconstruction of the 10,000 clean MNIST test images. Gray = 0, "
         "darker = negative (reconstruction too bright), lighter = positive (too dark). "

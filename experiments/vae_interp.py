@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from npnet.vae import VAE
 
 from npnet import analysis, plotting
 from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, train_or_exit
 from npnet.io import save_params, write_json
+from npnet.vae import VAE
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
 N_PAIRS, N_INTERPOLATES = 10, 7
@@ -119,11 +119,12 @@ def main(argv=None) -> None:
         codes, _ = model.encode(x_test)
         plotting.plot_latent_scatter(
             codes, y_test, run.wrote("latent scatter", args.out / "latent_scatter.png"))
-        grid = np.linspace(-2.5, 2.5, 15, dtype=np.float32)
-        z = np.stack(np.meshgrid(grid, grid[::-1]), axis=-1).reshape(-1, 2)
+        extent, side = (-2.5, 2.5, -2.5, 2.5), 15
+        z = analysis.latent_grid(extent, side, side).reshape(-1, 2).astype(np.float32)
         plotting.plot_manifold(
-            model.decode(z).reshape(15, 15, -1),
+            model.decode(z).reshape(side, side, -1),
             run.wrote("decoded 2-D manifold", args.out / "latent_manifold.png"),
+            extent=extent,
         )
 
     final = {name: history[f"test_{name}"][-1] for name in ("loss", "recon", "kl")}
