@@ -76,8 +76,8 @@ def main(argv=None) -> None:
     images = np.vstack([pca.mean[None, :], components])
     titles = plotting.residual_pca_titles(pca.explained_variance_ratio)
     caption = (
-        "Residuals r = x - reconstruction of the 10,000 clean MNIST test images. Gray = 0, "
-        "darker = negative (reconstruction too bright), lighter = positive (too dark). "
+        f"Residuals r = x - reconstruction of the {len(x_test):,} clean MNIST test images. "
+        "Gray = 0, darker = negative (reconstruction too bright), lighter = positive (too dark). "
         + ("PCs are unit vectors, the mean is in pixel units."
            if args.pc_scale == "unit" else
            "PCs are scaled by the residuals' standard deviation along them (pixel units).")
