@@ -1,0 +1,460 @@
+r"""The variational autoencoder: the KL term, the sampling layer, and the model.
+
+**The objective** (Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014). For an image x
+and a latent code z with prior p(z) = N(0, I), the encoder defines an approximate posterior
+q(z|x) = N(mu(x), diag(sigma^2(x))) and the decoder a likelihood p(x|z). The evidence lower
+bound (ELBO) is
+
+.. math::
+
+    \log p(x) \ge \mathrm{ELBO}(x) = \mathbb{E}_{q(z|x)}[\log p(x|z)]
+                                     - \mathrm{KL}\big(q(z|x) \,\|\, p(z)\big),
+
+and training minimises, over a batch of N images,
+
+.. math::
+
+    L = \frac{1}{N} \sum_{n=1}^{N} \Big( \underbrace{-\log p(x_n | z_n)}_{\text{recon}_n}
+        + \beta \, \mathrm{KL}_n \Big), \qquad z_n \sim q(z | x_n),
+
+the negative ELBO in nats per image for beta = 1 (beta != 1 is the beta-VAE of Higgins et al.,
+2017). The likelihood is a Bernoulli per pixel with mean sigmoid(s), s the decoder's logits,
+so recon_n is the binary cross-entropy summed over pixels (:mod:`npnet.losses`). The pixels
+are used as gray targets in [0, 1], not binarised, as in the PyTorch reference example.
+
+**One parameterisation.** The encoder's last layer predicts ``mu`` and ``logvar``
+= log sigma^2 (not log sigma), side by side in one (N, 2L) array; everywhere below,
+sigma = exp(logvar / 2) and sigma^2 = exp(logvar). ``tests/test_vae.py`` checks this with a
+Monte Carlo estimate of the KL drawn from the layer's own sampler.
+
+**The reparameterisation trick.** Sampling z ~ N(mu, sigma^2) is not differentiable in mu
+and sigma, but writing the sample as
+
+.. math::  z = \mu + \sigma \odot \varepsilon, \qquad \varepsilon \sim N(0, I)
+
+moves the randomness into eps, a constant of the backward pass: z is then an ordinary
+function of (mu, logvar), and dz/dmu = 1, dz/dlogvar = sigma * eps / 2.
+
+**The KL term** between two Gaussians has a closed form (the paper's Appendix B), so it is
+computed exactly rather than sampled:
+
+.. math::  \mathrm{KL}_n = -\frac{1}{2} \sum_{j=1}^{L}
+           \big(1 + \mathrm{logvar}_{nj} - \mu_{nj}^2 - e^{\mathrm{logvar}_{nj}}\big).
+
+**From the math to the code**::
+
+    mu(x), logvar(x)        VAE.encoder (Sequential, last Dense of width 2L), split in half
+    z = mu + sigma * eps    Reparameterize.forward        (eps kept in its cache)
+    KL_n                    kl_divergence                 (Reparameterize keeps the batch mean)
+    dKL_n/dmu, dKL/dlogvar  kl_divergence_backward        (added in Reparameterize.backward)
+    logits s(z)             VAE.decoder (Sequential, linear output)
+    recon_n, dL/ds          npnet.losses.bce_with_logits
+    one step of L           VAE.train_step                (fills VAE.grads; updates nothing)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .layers import Layer, in_batches, mlp
+from .losses import bce_with_logits, bce_with_logits_per_example
+
+__all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE"]
+
+# logvar is clipped to this range before anything uses it (sigma in [3e-7, 2.2e4]). Without
+# it, a diverging encoder overflows exp(logvar) in float32 at logvar > 88 and the loss is inf
+# rather than large. The clip is part of the forward function and its derivative (0 outside
+# the range) part of the backward pass, so gradients are exact; inside the range, which is
+# where training lives and where the tests check gradients, the clip does nothing.
+LOGVAR_RANGE = (-30.0, 20.0)
+
+
+def kl_divergence(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    r"""KL(q(z|x) || N(0, I)) for each example, with q = N(mu, diag(exp(logvar))).
+
+    .. math::  \mathrm{KL}_n = \frac{1}{2} \sum_{j=1}^{L}
+               \big(\mu_{nj}^2 + e^{\mathrm{logvar}_{nj}} - 1 - \mathrm{logvar}_{nj}\big)
+
+    (the usual ``-1/2 sum(1 + logvar - mu^2 - exp(logvar))``, terms reordered). Each term
+    is >= 0 and is 0 exactly at mu = 0, logvar = 0, where q is the prior.
+
+    Its gradient (:func:`kl_divergence_backward`)::
+
+        dKL_n / dmu_nj     = mu_nj
+        dKL_n / dlogvar_nj = (exp(logvar_nj) - 1) / 2
+
+    Parameters
+    ----------
+    mu, logvar : ndarray, (N, L)
+        Mean and log-variance (log sigma^2) of q for each example.
+
+    Returns
+    -------
+    kl : ndarray, (N,)
+        In nats, in the dtype of ``mu``.
+    """
+    mu, logvar = np.asarray(mu), np.asarray(logvar)
+    if mu.shape != logvar.shape or mu.ndim != 2:
+        raise ValueError(
+            f"kl_divergence needs mu and logvar of the same shape (N, L), got {mu.shape} "
+            f"and {logvar.shape}"
+        )
+    terms = np.exp(logvar)
+    terms += mu * mu
+    terms -= logvar
+    terms -= 1.0  # Python floats throughout: a float32 batch stays float32
+    return 0.5 * terms.sum(axis=1)
+
+
+def kl_divergence_backward(
+    mu: np.ndarray, logvar: np.ndarray, dkl: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Gradient of a loss through :func:`kl_divergence`.
+
+    Given ``dkl`` = dL/dKL_n, shape (N,), the chain rule with the derivatives of KL_n::
+
+        dL/dmu_nj     = dkl_n * mu_nj
+        dL/dlogvar_nj = dkl_n * (exp(logvar_nj) - 1) / 2
+
+    For the VAE loss ``L = ... + beta * mean_n KL_n``, every dkl_n is beta / N.
+
+    Parameters
+    ----------
+    mu, logvar : ndarray, (N, L)
+    dkl : ndarray, (N,), or a float (the same for every example)
+
+    Returns
+    -------
+    dmu, dlogvar : ndarray, (N, L) each
+    """
+    mu, logvar = np.asarray(mu), np.asarray(logvar)
+    if np.ndim(dkl) == 0:
+        dkl = float(dkl)  # a Python float: a NumPy float64 scalar would upcast float32 arrays
+    else:
+        dkl = np.asarray(dkl, dtype=mu.dtype)[:, None]
+    dmu = dkl * mu
+    dlogvar = np.exp(logvar)
+    dlogvar -= 1.0
+    dlogvar *= 0.5 * dkl
+    return dmu, dlogvar
+
+
+class Reparameterize(Layer):
+    r"""The VAE's sampling layer: z = mu + exp(logvar / 2) * eps, plus the KL term's gradient.
+
+    Its input ``h`` (N, 2L) is the encoder's output, read as two halves::
+
+        mu     = h[:, :L]        mean of q(z|x)
+        logvar = h[:, L:]        log sigma^2 of q(z|x);  sigma = exp(logvar / 2)
+
+    Forward, in training mode (``training=True``)::
+
+        eps ~ N(0, I)                 (N, L), from the layer's generator unless injected
+        z   = mu + sigma * eps        (N, L)
+
+    In evaluation mode (``training=False``) z = mu: the code of an image is its mean.
+    In both modes the layer also computes ``KL_n`` (:func:`kl_divergence`) and keeps the
+    batch mean in ``self.kl``: the model adds ``beta * self.kl`` to its loss, and
+    ``backward`` adds that term's gradient. logvar is first clipped to
+    :data:`LOGVAR_RANGE` (see there); the clip is inactive in the range training uses.
+
+    Backward. The loss is ``L = R(z) + beta * (1/N) sum_n KL_n(mu_n, logvar_n)``, where R
+    is the decoder's loss, whose gradient ``dz`` = dR/dz (N, L) arrives from the decoder
+    (with R's own 1/N already in it). z_nj depends on mu_nj and logvar_nj only::
+
+        dz_nj/dmu_nj     = 1
+        dz_nj/dlogvar_nj = exp(logvar_nj / 2) * eps_nj / 2 = sigma_nj * eps_nj / 2
+
+    and KL_n has dKL_n/dmu_nj = mu_nj, dKL_n/dlogvar_nj = (exp(logvar_nj) - 1) / 2. So::
+
+        dL/dmu     = dz                   + (beta / N) * mu                       (N, L)
+        dL/dlogvar = dz * sigma * eps / 2 + (beta / N) * (sigma^2 - 1) / 2        (N, L)
+        dL/dh      = [dL/dmu, dL/dlogvar]                                          (N, 2L)
+
+    with the very ``eps`` of the forward pass (kept in the cache). In evaluation mode
+    z = mu, so the dz path gives dz to mu and nothing to logvar; the KL terms are the same.
+    Where logvar was clipped, dL/dlogvar is 0.
+
+    Parameters
+    ----------
+    beta : float
+        Weight of the KL term (1 gives the ELBO).
+    rng : numpy.random.Generator or int or None
+        The layer's own source of eps (a seed gives the same eps every run).
+
+    Attributes
+    ----------
+    kl : float or None
+        Mean over the batch of KL_n from the last forward pass, in nats.
+    """
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        rng: np.random.Generator | int | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name)
+        if not beta >= 0:
+            raise ValueError(f"beta (the KL weight) must be >= 0, got {beta}")
+        self.beta = float(beta)
+        self.rng = np.random.default_rng(rng)
+        self.kl: float | None = None
+
+    def forward(
+        self,
+        h: np.ndarray,
+        training: bool = True,
+        eps: np.ndarray | None = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> np.ndarray:
+        """z (N, L) from h = [mu, logvar] (N, 2L); see the class docstring.
+
+        Parameters
+        ----------
+        h : ndarray, (N, 2L)
+        training : bool
+            Sample z (True) or return z = mu (False).
+        eps : ndarray, (N, L), optional
+            The noise to use instead of drawing it (tests inject it). Training mode only.
+        rng : numpy.random.Generator or int, optional
+            Draw eps from this generator, this call only, instead of the layer's own.
+        """
+        h = np.asarray(h)
+        if not np.issubdtype(h.dtype, np.floating):
+            h = h.astype(np.float64)
+        if h.ndim != 2 or h.shape[1] % 2 or h.shape[1] == 0:
+            raise ValueError(
+                f"{self.describe()} expects h of shape (N, 2L), mu and logvar side by side, "
+                f"so an even, positive number of columns; got {h.shape}"
+            )
+        n, latent = h.shape[0], h.shape[1] // 2
+        if n == 0:
+            raise ValueError(f"{self.describe()} got an empty batch, shape {h.shape}")
+        mu = h[:, :latent]
+        logvar = np.clip(h[:, latent:], *LOGVAR_RANGE)
+        clipped = logvar != h[:, latent:]
+        clipped = clipped if clipped.any() else None
+
+        self.kl = float(kl_divergence(mu, logvar).mean())
+        sigma = np.exp(0.5 * logvar)
+        if not training:
+            if eps is not None:
+                raise ValueError(f"{self.describe()}: eps is only used with training=True")
+            self.cache = (mu, logvar, sigma, None, clipped)
+            return mu.copy()
+        if eps is None:
+            generator = self.rng if rng is None else np.random.default_rng(rng)
+            eps = generator.standard_normal((n, latent), dtype=h.dtype)
+        else:
+            eps = np.asarray(eps, dtype=h.dtype)
+            if eps.shape != (n, latent):
+                raise ValueError(
+                    f"{self.describe()}: eps must have the shape of mu, ({n}, {latent}), "
+                    f"got {eps.shape}"
+                )
+        self.cache = (mu, logvar, sigma, eps, clipped)
+        z = sigma * eps
+        z += mu
+        return z
+
+    def backward(self, dz: np.ndarray) -> np.ndarray:
+        """dL/dh (N, 2L) from dz = dR/dz (N, L), with the KL term's gradient added."""
+        mu, logvar, sigma, eps, clipped = self._cached(dz)
+        dz = self._check_dout(dz, mu.shape).astype(mu.dtype, copy=False)
+        n, latent = mu.shape
+        # The KL term, weight beta, averaged over the batch: dL/dKL_n = beta / N for every n.
+        dmu_kl, dlogvar_kl = kl_divergence_backward(mu, logvar, self.beta / n)
+
+        dh = np.empty((n, 2 * latent), dtype=mu.dtype)
+        dmu, dlogvar = dh[:, :latent], dh[:, latent:]  # views: writing them fills dh
+        np.add(dz, dmu_kl, out=dmu)  # dz_nj/dmu_nj = 1
+        if eps is None:  # evaluation mode: z = mu does not depend on logvar
+            dlogvar[...] = dlogvar_kl
+        else:  # dz_nj/dlogvar_nj = sigma_nj * eps_nj / 2
+            np.multiply(dz, sigma, out=dlogvar)
+            dlogvar *= eps
+            dlogvar *= 0.5
+            dlogvar += dlogvar_kl
+        if clipped is not None:
+            dlogvar[clipped] = 0.0
+        return dh
+
+    def __repr__(self) -> str:
+        return f"Reparameterize(beta={self.beta}, name={self.name!r})"
+
+
+class VAE:
+    """A variational autoencoder of npnet layers: encoder, sampling layer, decoder.
+
+    Default shape (the PyTorch example's, one hidden layer deeper)::
+
+        encoder  784 -> 512 -> 256 -> 2L      Dense, ReLU, Dense, ReLU, Dense ([mu, logvar])
+        sampler  2L -> L                       Reparameterize (z = mu + sigma * eps, KL)
+        decoder    L -> 256 -> 512 -> 784      Dense, ReLU, Dense, ReLU, Dense (logits)
+
+    The decoder outputs logits s; the images are their Bernoulli means sigmoid(s). The loss
+    (module docstring) is BCE-with-logits summed over pixels plus beta * KL, averaged over
+    the batch, in nats per image.
+
+    Parameters
+    ----------
+    input_dim : int
+        D, pixels per image.
+    hidden : tuple of int
+        Encoder hidden widths, outermost first; the decoder mirrors them.
+    latent : int
+        L, the dimension of z.
+    beta : float
+        Weight of the KL term.
+    activation : str
+        Hidden activation, a key of :data:`npnet.layers.ACTIVATIONS`.
+    rng : numpy.random.Generator or int or None
+        Initial weights, then the sampler's own generator.
+    dtype : numpy dtype
+        float32 to train, float64 for gradient checks.
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        All parameters under ``"encoder.<i>.<W|b>"`` and ``"decoder.<i>.<W|b>"``; the
+        layers' own arrays, so an optimizer updates them in place. The sampler has none.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden: tuple[int, ...] = (512, 256),
+        latent: int = 20,
+        beta: float = 1.0,
+        activation: str = "relu",
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float32,
+    ):
+        rng = np.random.default_rng(rng)
+        if int(latent) < 1:
+            raise ValueError(f"latent must be a positive integer, got {latent}")
+        self.input_dim, self.latent_dim = int(input_dim), int(latent)
+        self.dtype = np.dtype(dtype)
+        encoder_widths = [self.input_dim, *map(int, hidden), 2 * self.latent_dim]
+        decoder_widths = [self.latent_dim, *map(int, reversed(hidden)), self.input_dim]
+        self.encoder = mlp(encoder_widths, activation, None, rng=rng, dtype=dtype, name="encoder")
+        self.decoder = mlp(decoder_widths, activation, None, rng=rng, dtype=dtype, name="decoder")
+        self.sampler = Reparameterize(beta, rng=rng.spawn(1)[0], name="sampler")
+
+    @property
+    def beta(self) -> float:
+        """The KL weight, which lives in the sampler (it adds the KL gradient)."""
+        return self.sampler.beta
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {**self.encoder.params, **self.decoder.params}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {**self.encoder.grads, **self.decoder.grads}
+
+    def forward(
+        self,
+        x: np.ndarray,
+        training: bool = True,
+        eps: np.ndarray | None = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> np.ndarray:
+        """Logits s (N, D) of the reconstruction of x (N, D); keeps caches for ``backward``.
+
+        ``training``, ``eps`` and ``rng`` go to the sampler (:meth:`Reparameterize.forward`);
+        afterwards ``self.sampler.kl`` holds the batch's mean KL.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        h = self.encoder.forward(x)
+        z = self.sampler.forward(h, training=training, eps=eps, rng=rng)
+        return self.decoder.forward(z)
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        """dL/dx (N, D) through the encoder from dL/ds (N, D); fills ``grads``.
+
+        The sampler adds the KL term's gradient on the way, so L here is the decoder's loss
+        plus ``beta * sampler.kl``.
+        """
+        return self.encoder.backward(self.sampler.backward(self.decoder.backward(dlogits)))
+
+    def train_step(
+        self,
+        x: np.ndarray,
+        rng: np.random.Generator | int | None = None,
+        eps: np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """Forward and backward on one batch x (N, D) in [0, 1]; fills ``grads``, updates nothing.
+
+        Parameters
+        ----------
+        x : ndarray, (N, D)
+            The images, both the encoder's input and the decoder's (gray) targets.
+        rng : numpy.random.Generator or int, optional
+            Where eps comes from this step (the training loop passes one per epoch);
+            the sampler's own generator otherwise.
+        eps : ndarray, (N, L), optional
+            Fixed noise instead (gradient checks).
+
+        Returns
+        -------
+        dict
+            ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``, means over the
+            batch, in nats per image.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        logits = self.forward(x, training=True, eps=eps, rng=rng)
+        recon, dlogits = bce_with_logits(logits, x)
+        kl = self.sampler.kl
+        self.backward(dlogits)
+        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+
+    def evaluate(
+        self,
+        x: np.ndarray,
+        batch_size: int = 1000,
+        rng: np.random.Generator | int | None = 0,
+    ) -> dict[str, float]:
+        """The training losses on a whole dataset x (N, D): no gradients, in batches.
+
+        z is *sampled* from q(z|x) with ``rng`` (seeded: the same number every call), so
+        ``loss`` is a single-sample estimate of the negative ELBO (for beta = 1), the
+        number the PyTorch reference example reports. Returns ``{"loss", "recon", "kl"}``
+        in nats per image, summed in float64.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        if len(x) == 0:
+            raise ValueError("evaluate got an empty dataset")
+        rng = np.random.default_rng(rng)
+        recon_total = kl_total = 0.0
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            logits = self.forward(batch, training=True, rng=rng)
+            recon_total += float(bce_with_logits_per_example(logits, batch).sum(dtype=np.float64))
+            kl_total += self.sampler.kl * len(batch)
+        recon, kl = recon_total / len(x), kl_total / len(x)
+        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+
+    def encode(self, x: np.ndarray, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, logvar) of q(z|x), each (N, L), for images x (N, D); logvar = log sigma^2,
+        as the encoder predicts it (before the sampler's clip)."""
+        h = in_batches(self.encoder.forward, np.asarray(x, dtype=self.dtype), batch_size)
+        return h[:, : self.latent_dim].copy(), h[:, self.latent_dim :].copy()
+
+    def decode(self, z: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+        """Images sigmoid(s(z)) (N, D), the Bernoulli means, for codes z (N, L)."""
+        logits = in_batches(self.decoder.forward, np.asarray(z, dtype=self.dtype), batch_size)
+        return expit(logits, out=logits)
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+        """decode(mu(x)) (N, D): the reconstruction from the mean code, no sampling."""
+        return self.decode(self.encode(x, batch_size)[0], batch_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"VAE(encoder={self.encoder!r},\n    sampler={self.sampler!r},\n"
+            f"    decoder={self.decoder!r})"
+        )

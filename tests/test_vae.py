@@ -1,0 +1,357 @@
+"""The VAE: the KL term, the sampling layer and the whole loss against numeric gradients;
+the parameterisation (logvar = log sigma^2) against Monte Carlo; modes, seeds, dtypes, errors;
+a short training run."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from strategies import KINK_MARGIN, batches, seeds, sizes, values
+
+import npnet.vae
+from npnet.gradcheck import check_gradients
+from npnet.layers import ReLU
+from npnet.losses import bce_with_logits
+from npnet.optim import Adam
+from npnet.vae import (
+    LOGVAR_RANGE,
+    VAE,
+    Reparameterize,
+    kl_divergence,
+    kl_divergence_backward,
+)
+
+TOLERANCE = 1e-6
+
+# h = [mu, logvar] of shape (N, 2L): entries in +-[0.1, 3], so sigma^2 in [0.05, 20].
+sampler_inputs = st.tuples(sizes, sizes).flatmap(
+    lambda shape: arrays(np.float64, (shape[0], 2 * shape[1]), elements=values)
+)
+betas = st.sampled_from([0.0, 0.5, 1.0, 4.0])
+
+
+def sampler_errors(layer, h, seed, training=True):
+    """Relative errors for F = sum(z * dout) + beta * mean_n KL_n, with eps fixed."""
+    rng = np.random.default_rng(seed)
+    latent = h.shape[1] // 2
+    eps = rng.standard_normal((len(h), latent)) if training else None
+    dout = rng.standard_normal((len(h), latent))
+
+    def loss_and_grads():
+        z = layer.forward(h, training=training, eps=eps)
+        value = float(np.sum(z * dout)) + layer.beta * layer.kl
+        return value, {"h": layer.backward(dout)}
+
+    return check_gradients(loss_and_grads, {"h": h})
+
+
+# ------------------------------------------------------------------ gradients
+
+
+@given(mu_logvar=sampler_inputs, seed=seeds)
+def test_kl_divergence_gradients(mu_logvar, seed):
+    """dKL_n/dmu = mu, dKL_n/dlogvar = (exp(logvar) - 1) / 2, through a random dL/dKL_n."""
+    latent = mu_logvar.shape[1] // 2
+    mu, logvar = mu_logvar[:, :latent].copy(), mu_logvar[:, latent:].copy()
+    dkl = np.random.default_rng(seed).standard_normal(len(mu))
+
+    def loss_and_grads():
+        dmu, dlogvar = kl_divergence_backward(mu, logvar, dkl)
+        return float(np.sum(kl_divergence(mu, logvar) * dkl)), {"mu": dmu, "logvar": dlogvar}
+
+    errors = check_gradients(loss_and_grads, {"mu": mu, "logvar": logvar})
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+@given(h=sampler_inputs, seed=seeds, beta=betas, training=st.booleans())
+def test_reparameterize_gradients(h, seed, beta, training):
+    """The sampling layer's dL/dh: the decoder's path through z plus beta * the KL term."""
+    errors = sampler_errors(Reparameterize(beta=beta), h, seed, training)
+    assert errors["h"] < TOLERANCE, errors
+
+
+def build_vae(dims, seed, activation, beta):
+    input_dim, hidden_1, hidden_2, latent = dims
+    model = VAE(input_dim, (hidden_1, hidden_2), latent, beta=beta, activation=activation,
+                rng=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for name, value in model.params.items():
+        if name.endswith(".b"):  # non-zero biases, so their gradients are exercised
+            value[:] = 0.1 * rng.standard_normal(value.shape)
+    return model
+
+
+def relu_inputs_clear_of_kink(model, x, eps):
+    """True if every ReLU's input is at least KINK_MARGIN away from 0 on this batch."""
+    h = x
+    for layer in model.encoder.layers:
+        if isinstance(layer, ReLU) and np.min(np.abs(h)) <= KINK_MARGIN:
+            return False
+        h = layer.forward(h)
+    h = model.sampler.forward(h, eps=eps)
+    for layer in model.decoder.layers:
+        if isinstance(layer, ReLU) and np.min(np.abs(h)) <= KINK_MARGIN:
+            return False
+        h = layer.forward(h)
+    return True
+
+
+@given(
+    x=batches(d=st.integers(1, 5)),
+    widths=st.tuples(sizes, sizes, st.integers(1, 3)),
+    seed=seeds,
+    beta=betas,
+    activation=st.sampled_from(["tanh", "relu"]),
+)
+def test_whole_vae_loss_gradients(x, widths, seed, beta, activation):
+    """encoder -> sampler (eps fixed) -> decoder -> BCE + beta KL: every parameter and x.
+
+    ``x`` is the encoder's input; the BCE target is held fixed, so dL/dx is the encoder's
+    path (``VAE.backward``). ``test_train_step_is_forward_bce_backward`` ties this to
+    ``train_step``.
+    """
+    x = np.abs(x) / 3  # pixels in (0, 1]
+    target = x.copy()
+    model = build_vae((x.shape[1], *widths), seed, activation, beta)
+    eps = np.random.default_rng(seed).standard_normal((len(x), model.latent_dim))
+    if activation == "relu":
+        assume(relu_inputs_clear_of_kink(model, x, eps))
+
+    def loss_and_grads():
+        logits = model.forward(x, eps=eps)
+        recon, dlogits = bce_with_logits(logits, target)
+        dx = model.backward(dlogits)
+        grads = {name: g.copy() for name, g in model.grads.items()}
+        return recon + beta * model.sampler.kl, {"x": dx, **grads}
+
+    # h = 1e-5, not 1e-6: through six layers some gradients are ~1e-4 of the loss, and the
+    # rounding error of the difference quotient (~1e-16 |L| / h) must stay well below them.
+    errors = check_gradients(loss_and_grads, {"x": x, **model.params}, h=1e-5)
+    assert max(errors.values()) < TOLERANCE, errors
+    assert len(errors) == 1 + 12
+
+
+def test_train_step_is_forward_bce_backward():
+    """train_step's numbers and gradients are exactly the composition checked above."""
+    model = build_vae((5, 4, 3, 2), seed=0, activation="tanh", beta=0.7)
+    x = np.random.default_rng(1).random((6, 5))
+    eps = np.random.default_rng(2).standard_normal((6, 2))
+    losses = model.train_step(x, eps=eps)
+    step_grads = {name: g.copy() for name, g in model.grads.items()}
+
+    recon, dlogits = bce_with_logits(model.forward(x, eps=eps), x)
+    model.backward(dlogits)
+    assert losses == {"loss": recon + 0.7 * model.sampler.kl, "recon": recon,
+                      "kl": model.sampler.kl}
+    for name, g in model.grads.items():
+        np.testing.assert_array_equal(step_grads[name], g)
+
+
+def test_gradient_check_catches_a_wrong_kl_gradient(monkeypatch):
+    """The checks above can fail: drop the 1/2 in dKL/dlogvar and the sampler's check fails."""
+    h = np.random.default_rng(0).standard_normal((4, 6))
+    assert sampler_errors(Reparameterize(beta=1.0), h, seed=1)["h"] < TOLERANCE
+
+    def kl_backward_without_half(mu, logvar, dkl):
+        dmu, dlogvar = kl_divergence_backward(mu, logvar, dkl)
+        return dmu, 2 * dlogvar  # (exp(logvar) - 1) instead of (exp(logvar) - 1) / 2
+
+    monkeypatch.setattr(npnet.vae, "kl_divergence_backward", kl_backward_without_half)
+    assert sampler_errors(Reparameterize(beta=1.0), h, seed=1)["h"] > 1e-2
+    monkeypatch.undo()
+    assert sampler_errors(Reparameterize(beta=1.0), h, seed=1)["h"] < TOLERANCE
+
+
+# ------------------------------------------------ the parameterisation, by Monte Carlo
+
+MU = np.array([0.5, -1.2, 2.0])
+LOGVAR = np.array([-1.5, 0.8, 0.0])  # log sigma^2; away from 0, where log sigma = log sigma^2
+SAMPLES = 200_000
+
+
+@pytest.fixture(scope="module")
+def sampled_codes():
+    """z (SAMPLES, 3) from the layer's own sampler, and its KL, for one q = N(MU, e^LOGVAR)."""
+    layer = Reparameterize(rng=12345)
+    h = np.tile(np.concatenate([MU, LOGVAR]), (SAMPLES, 1))
+    z = layer.forward(h)
+    return z, layer.kl
+
+
+def test_analytic_kl_matches_monte_carlo(sampled_codes):
+    """KL = E_q[log q(z) - log p(z)], estimated from the layer's samples with logvar as
+    log sigma^2. Reading logvar as log sigma anywhere would break the agreement."""
+    z, analytic_kl = sampled_codes
+    log_q = -0.5 * (np.log(2 * np.pi) + LOGVAR + (z - MU) ** 2 / np.exp(LOGVAR))
+    log_p = -0.5 * (np.log(2 * np.pi) + z**2)
+    log_ratio = (log_q - log_p).sum(axis=1)
+    standard_error = log_ratio.std() / np.sqrt(SAMPLES)
+    assert abs(log_ratio.mean() - analytic_kl) < 5 * standard_error
+    assert analytic_kl == pytest.approx(float(kl_divergence(MU[None], LOGVAR[None])[0]))
+
+
+def test_samples_have_mean_mu_and_variance_exp_logvar(sampled_codes):
+    z, _ = sampled_codes
+    variance = np.exp(LOGVAR)
+    assert np.all(np.abs(z.mean(axis=0) - MU) < 5 * np.sqrt(variance / SAMPLES))
+    # The sample variance of a Gaussian has standard error variance * sqrt(2 / n).
+    assert np.all(np.abs(z.var(axis=0) - variance) < 5 * variance * np.sqrt(2 / SAMPLES))
+
+
+def test_kl_known_values():
+    assert kl_divergence(np.zeros((2, 3)), np.zeros((2, 3))).tolist() == [0.0, 0.0]
+    # One dimension: KL = (mu^2 + sigma^2 - 1 - log sigma^2) / 2.
+    value = kl_divergence(np.array([[1.0]]), np.array([[np.log(4.0)]]))[0]
+    assert value == pytest.approx((1 + 4 - 1 - np.log(4.0)) / 2)
+
+
+# -------------------------------------------------------- modes, seeds, dtypes, errors
+
+
+def test_eval_mode_returns_mu_exactly_and_still_computes_kl():
+    h = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    layer = Reparameterize()
+    z = layer.forward(h, training=False)
+    np.testing.assert_array_equal(z, h[:, :4])
+    assert layer.kl == pytest.approx(float(kl_divergence(h[:, :4], h[:, 4:]).mean()))
+    dh = layer.backward(np.ones((5, 4), dtype=np.float32))
+    np.testing.assert_allclose(dh[:, 4:], 0.5 / 5 * np.expm1(h[:, 4:]), rtol=1e-5)
+
+
+def test_same_seed_same_eps():
+    h = np.random.default_rng(0).standard_normal((5, 8))
+    first, second = Reparameterize(rng=3), Reparameterize(rng=3)
+    np.testing.assert_array_equal(first.forward(h), second.forward(h))
+    np.testing.assert_array_equal(first.cache[3], second.cache[3])  # the cached eps
+    assert not np.array_equal(first.forward(h), Reparameterize(rng=4).forward(h))
+    # An rng passed to forward is used instead of the layer's own.
+    np.testing.assert_array_equal(
+        Reparameterize(rng=9).forward(h, rng=np.random.default_rng(5)),
+        Reparameterize(rng=10).forward(h, rng=np.random.default_rng(5)),
+    )
+
+
+def test_injected_eps_is_used_and_kept_for_backward():
+    h = np.random.default_rng(0).standard_normal((3, 4))
+    eps = np.random.default_rng(1).standard_normal((3, 2))
+    layer = Reparameterize()
+    z = layer.forward(h, eps=eps)
+    np.testing.assert_allclose(z, h[:, :2] + np.exp(0.5 * h[:, 2:]) * eps)
+    np.testing.assert_array_equal(layer.cache[3], eps)
+
+
+def test_float32_in_float32_out():
+    model = VAE(12, (8, 6), 3, rng=0)
+    x = np.random.default_rng(0).random((5, 12), dtype=np.float32)
+    losses = model.train_step(x, rng=1)
+    assert all(isinstance(v, float) for v in losses.values())
+    assert all(g.dtype == np.float32 for g in model.grads.values())
+    mu, sigma, eps = model.sampler.cache[0], model.sampler.cache[2], model.sampler.cache[3]
+    assert mu.dtype == sigma.dtype == eps.dtype == np.float32
+    mu, logvar = model.encode(x)
+    assert mu.dtype == logvar.dtype == model.decode(mu).dtype == np.float32
+
+    layer = Reparameterize(rng=0)
+    z = layer.forward(np.ones((2, 4), dtype=np.float32))
+    assert z.dtype == layer.backward(np.ones_like(z)).dtype == np.float32
+
+
+def test_odd_width_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(N, 2L\).*\(4, 5\)"):
+        Reparameterize().forward(np.zeros((4, 5)))
+
+
+def test_backward_before_forward_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="before forward"):
+        Reparameterize().backward(np.ones((2, 2)))
+
+
+def test_wrong_eps_or_dz_shape_is_a_clear_error():
+    layer = Reparameterize()
+    with pytest.raises(ValueError, match=r"eps must have the shape of mu, \(4, 3\)"):
+        layer.forward(np.zeros((4, 6)), eps=np.zeros((4, 2)))
+    layer.forward(np.zeros((4, 6)))
+    with pytest.raises(ValueError, match=r"dout of shape \(4, 6\).*\(4, 3\)"):
+        layer.backward(np.zeros((4, 6)))
+
+
+def test_extreme_logvar_is_clipped_finite_and_blocks_its_gradient():
+    low, high = LOGVAR_RANGE
+    h = np.array([[0.0, 0.0, 1000.0, -1000.0]], dtype=np.float32)  # mu = 0, logvar = +-1000
+    layer = Reparameterize(rng=0)
+    with np.errstate(all="raise"):
+        z = layer.forward(h)
+        dh = layer.backward(np.ones_like(z))
+    assert np.all(np.isfinite(z)) and np.isfinite(layer.kl)
+    expected = float(kl_divergence(np.zeros((1, 2)), np.array([[high, low]]))[0])
+    assert layer.kl == pytest.approx(expected, rel=1e-6)
+    assert dh[0, 2:].tolist() == [0.0, 0.0]
+
+
+# ------------------------------------------------------------------- the model
+
+
+def test_params_and_grads_are_the_layers_arrays():
+    model = VAE(10, (8, 6), 2, rng=0)
+    expected = [f"{part}.{i}.{key}" for part in ("encoder", "decoder") for i in (0, 2, 4)
+                for key in ("W", "b")]
+    assert list(model.params) == expected
+    assert model.grads.keys() == model.params.keys()
+    assert model.params["encoder.4.W"].shape == (6, 4)  # the head predicts [mu, logvar]
+    assert model.params["decoder.0.W"].shape == (2, 6)
+    assert model.params["encoder.0.W"] is model.encoder.layers[0].params["W"]
+    before = model.encoder.layers[0].params["W"].copy()
+    optimizer = Adam(model.params, lr=0.1)
+    model.train_step(np.random.default_rng(0).random((4, 10)), rng=0)
+    optimizer.step(model.grads)
+    assert not np.array_equal(model.encoder.layers[0].params["W"], before)
+
+
+def test_train_step_does_not_change_parameters():
+    model = VAE(10, (8, 6), 2, rng=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    model.train_step(np.random.default_rng(0).random((4, 10)), rng=0)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_evaluate_is_seeded_and_independent_of_batch_size():
+    model = VAE(10, (8, 6), 2, rng=0, dtype=np.float64)
+    x = np.random.default_rng(0).random((25, 10))
+    whole = model.evaluate(x, batch_size=1000, rng=7)
+    assert model.evaluate(x, rng=7) == whole
+    # eps is drawn batch after batch from one generator: the same noise as in one batch.
+    sliced = model.evaluate(x, batch_size=4, rng=7)
+    assert sliced == pytest.approx(whole, rel=1e-12)
+    assert whole["loss"] == pytest.approx(whole["recon"] + whole["kl"])
+    assert model.evaluate(x, rng=8) != whole  # z really is sampled
+
+
+def test_encode_decode_reconstruct():
+    model = VAE(10, (8, 6), 3, rng=0)
+    x = np.random.default_rng(0).random((7, 10), dtype=np.float32)
+    mu, logvar = model.encode(x, batch_size=3)
+    h = model.encoder.forward(x)
+    np.testing.assert_allclose(mu, h[:, :3], rtol=1e-6)
+    np.testing.assert_allclose(logvar, h[:, 3:], rtol=1e-6)
+    images = model.decode(mu, batch_size=2)
+    assert images.shape == (7, 10) and np.all((images > 0) & (images < 1))
+    np.testing.assert_array_equal(model.reconstruct(x), model.decode(mu))
+
+
+def test_training_reduces_the_loss():
+    """100 Adam steps on 4 noisy binary patterns of 16 pixels: the negative ELBO falls."""
+    rng = np.random.default_rng(0)
+    patterns = rng.random((4, 16)) < 0.5
+    data = np.clip(patterns[rng.integers(0, 4, 256)] * 0.9 + 0.05
+                   + 0.05 * rng.standard_normal((256, 16)), 0, 1).astype(np.float32)
+    model = VAE(16, (32, 16), 2, rng=0)
+    optimizer = Adam(model.params, lr=3e-3)
+    before = model.evaluate(data, rng=1)
+    for _ in range(100):
+        model.train_step(data[rng.integers(0, 256, 32)], rng=rng)
+        optimizer.step(model.grads)
+    after = model.evaluate(data, rng=1)
+    assert after["loss"] < 0.7 * before["loss"], (before, after)
+    assert after["kl"] > 0.1  # the code is used, not collapsed to the prior
