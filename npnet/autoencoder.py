@@ -85,9 +85,12 @@ class DenoisingAutoencoder:
         """Reconstruction dec(enc(x)), (N, D) -> (N, D); keeps caches for ``backward``."""
         return self.decoder.forward(self.encoder.forward(x))
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dL/d(input) from dL/d(reconstruction); fills ``grads``."""
-        return self.encoder.backward(self.decoder.backward(dout))
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """dL/d(input) from dL/d(reconstruction); fills ``grads``.
+
+        ``input_grad=False`` skips dL/d(input) (returns None): training needs only ``grads``.
+        """
+        return self.encoder.backward(self.decoder.backward(dout), input_grad=input_grad)
 
     def train_step(self, x: np.ndarray, rng: np.random.Generator | int | None) -> dict:
         """Forward and backward on one clean batch x (N, D); fills ``grads``, updates nothing.
@@ -96,7 +99,7 @@ class DenoisingAutoencoder:
         """
         reconstruction = self.forward(self.corrupt(x, rng))
         loss, dreconstruction = mse_loss(reconstruction, x)
-        self.backward(dreconstruction)
+        self.backward(dreconstruction, input_grad=False)
         return {"loss": loss}
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:

@@ -17,9 +17,9 @@ respect to the layer's output.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 __all__ = [
+    "sigmoid",
     "Layer",
     "Dense",
     "ReLU",
@@ -165,13 +165,21 @@ class Dense(Layer):
         y += self.params["b"]  # in place: no second (N, D_out) temporary
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Fill ``grads`` from dout (N, D_out); return dL/dx (N, D_in).
+
+        ``input_grad=False`` skips dL/dx and returns None. Training never needs the
+        gradient with respect to the data (the first layer's input), and that product,
+        ``dout W^T``, is a third of the layer's backward arithmetic.
+        """
         x = self._cached(dout)
         dout = self._check_dout(dout, (x.shape[0], self.out_features)).astype(
             self.dtype, copy=False
         )
         np.matmul(x.T, dout, out=self.grads["W"])
         np.sum(dout, axis=0, out=self.grads["b"])
+        if not input_grad:
+            return None
         return dout @ self.params["W"].T
 
     def __repr__(self) -> str:
@@ -222,27 +230,51 @@ class LeakyReLU(Layer):
         return dout * slope
 
 
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    r"""The logistic function ``1 / (1 + exp(-x))``, elementwise, finite for every x.
+
+    Written naively, ``exp(-x)`` overflows for x < -710 (float64) or x < -89 (float32).
+    This uses the identity
+
+    .. math::  \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{1 + \tanh(x / 2)}{2},
+
+    (multiply the numerator and denominator of the left side by e^{x/2}): tanh is bounded by
+    1, so nothing overflows, and NumPy evaluates it with vector instructions, several times
+    faster than ``scipy.special.expit``. The absolute error is that of the dtype (about
+    6e-8 in float32), so outputs below it round to exactly 0 (or 1).
+
+    ``out``, if given, receives the result (it may be ``x`` itself).
+    """
+    x = np.asarray(x)
+    out = np.multiply(x, 0.5, out=out)  # Python floats: float32 stays float32
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
 class Sigmoid(Layer):
     r"""Logistic sigmoid, elementwise, numerically stable for large |x|.
 
-    Forward: ``y = 1 / (1 + exp(-x))``. Written naively, ``exp(-x)`` overflows for
-    x < -710 (float64) or x < -89 (float32). ``scipy.special.expit`` evaluates the same
-    function as ``1 / (1 + exp(-x))`` for x >= 0 and ``exp(x) / (1 + exp(x))`` for x < 0,
-    so no exponential of a large positive number is ever taken.
+    Forward: ``y = 1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2`` by
+    :func:`sigmoid`, which cannot overflow.
 
     Backward: ``dy/dx = y (1 - y)``, so ``dL/dx = dout * y * (1 - y)``; only the output
     is cached. Shapes: all (N, D).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = expit(np.asarray(x))
+        y = sigmoid(x)
         self.cache = y
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._cached(dout)
         dout = self._check_dout(dout, y.shape)
-        return dout * y * (1 - y)
+        dx = np.subtract(1, y)  # one new array, then in place: no temporaries
+        dx *= y
+        dx *= dout
+        return dx
 
 
 class Tanh(Layer):
@@ -311,10 +343,22 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        for layer in reversed(self.layers):
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Fill every layer's ``grads`` from dout; return dL/dx.
+
+        With ``input_grad=False`` (training, where x is the data and nobody needs dL/dx)
+        the first layer computes its parameter gradients only, and None is returned.
+        """
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        first = self.layers[0] if self.layers else None
+        if input_grad:
+            return first.backward(dout) if first is not None else dout
+        if isinstance(first, Dense | Sequential):
+            first.backward(dout, input_grad=False)
+        elif first is not None and first.params:
+            first.backward(dout)
+        return None
 
     def describe(self) -> str:
         return f"Sequential {self.name!r}" if self.name else "Sequential"

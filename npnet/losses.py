@@ -8,7 +8,8 @@ the value is a Python float, and the gradient has the prediction's shape and dty
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+
+from .layers import sigmoid
 
 __all__ = ["mse_loss", "bce_with_logits", "bce_with_logits_per_example"]
 
@@ -51,6 +52,21 @@ def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     return loss, diff
 
 
+def _bce_per_pixel(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    r"""The stable per-pixel binary cross-entropy ``ell(s, t)``, (N, D); see below."""
+    # log(1 + e^{-|s|}) as log1p(exp(-|s|)): exp's argument is never positive, so it cannot
+    # overflow, and both are vectorised NumPy ufuncs (np.logaddexp is several times slower).
+    per_pixel = np.abs(logits)
+    np.negative(per_pixel, out=per_pixel)
+    np.exp(per_pixel, out=per_pixel)
+    np.log1p(per_pixel, out=per_pixel)
+    scratch = np.multiply(logits, target)  # one scratch array for the other two terms
+    per_pixel -= scratch
+    np.maximum(logits, 0, out=scratch)
+    per_pixel += scratch
+    return per_pixel
+
+
 def bce_with_logits_per_example(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
     r"""Binary cross-entropy of each example, from logits, summed over pixels: shape (N,).
 
@@ -61,12 +77,10 @@ def bce_with_logits_per_example(logits: np.ndarray, target: np.ndarray) -> np.nd
 
     .. math::  \ell(s, t) = \max(s, 0) - s\,t + \log\left(1 + e^{-|s|}\right)
 
-    (``np.logaddexp(0, -|s|)`` computes the last term; its argument is never positive.)
+    (the last term is computed as ``log1p(exp(-|s|))``; its exponent is never positive).
     """
     logits, target = _check_pair(logits, target, "bce_with_logits")
-    per_pixel = np.maximum(logits, 0) - logits * target
-    per_pixel += np.logaddexp(0, -np.abs(logits))
-    return per_pixel.sum(axis=1)
+    return _bce_per_pixel(logits, target).sum(axis=1)
 
 
 def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
@@ -90,8 +104,8 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
     """
     logits, target = _check_pair(logits, target, "bce_with_logits")
     n = logits.shape[0]
-    loss = float(bce_with_logits_per_example(logits, target).sum()) / n
-    dlogits = expit(logits)
+    loss = float(_bce_per_pixel(logits, target).sum()) / n
+    dlogits = sigmoid(logits)  # stable: (1 + tanh(s / 2)) / 2
     dlogits -= target
-    dlogits /= n
+    dlogits *= 1.0 / n
     return loss, dlogits
