@@ -161,6 +161,7 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be positive, got {eps}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
+        self._scratch: dict[str, np.ndarray] = {}
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
@@ -169,16 +170,27 @@ class Adam(Optimizer):
             name, {"m": np.zeros_like(param), "v": np.zeros_like(param)}
         )
         m, v = slots["m"], slots["v"]
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        v *= self.beta2
-        v += (1 - self.beta2) * np.square(grad)
+        # Every line below writes into m, v, param or one scratch array kept per parameter
+        # (not part of the state): an expression like m + (1 - beta1) * grad would allocate
+        # a new array of the parameter's size for each operation, on every step.
+        scratch = self._scratch.get(name)
+        if scratch is None or scratch.shape != param.shape:
+            scratch = self._scratch[name] = np.empty_like(param)
+        m *= self.beta1  # m <- beta1 m + (1 - beta1) g
+        np.multiply(grad, 1 - self.beta1, out=scratch)
+        m += scratch
+        v *= self.beta2  # v <- beta2 v + (1 - beta2) g^2
+        np.square(grad, out=scratch)
+        scratch *= 1 - self.beta2
+        v += scratch
         t = self.steps
         # Fold both bias corrections into the step size (as the paper's end of section 2
         # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
         # so no m_hat or v_hat array is ever allocated.
         correction2 = math.sqrt(1 - self.beta2**t)  # a Python float: keeps float32 float32
         step_size = self.lr * correction2 / (1 - self.beta1**t)
-        denom = np.sqrt(v)
-        denom += self.eps * correction2
-        param -= step_size * (m / denom)
+        np.sqrt(v, out=scratch)  # w <- w - lr_t m / (sqrt(v) + eps_t)
+        scratch += self.eps * correction2
+        np.divide(m, scratch, out=scratch)
+        scratch *= step_size
+        param -= scratch
