@@ -6,14 +6,47 @@ All three keep pixels in [0, 1] and the input's dtype, draw their randomness fro
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["CORRUPTIONS", "corrupt"]
 
 
+def standard_normal(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    r"""float32 samples of N(0, 1) by the Box-Muller transform (Box & Muller, 1958).
+
+    For u1, u2 independent and uniform on (0, 1],
+
+    .. math::  r = \sqrt{-2 \ln u_1}, \quad z_1 = r \cos(2 \pi u_2), \quad
+               z_2 = r \sin(2 \pi u_2)
+
+    are two independent standard normal samples. Why not ``rng.standard_normal``: its
+    (scalar, branching) ziggurat sampler takes most of a DAE training step's non-matmul
+    time, while uniforms plus NumPy's vectorised log, sqrt, cos and sin cost about a third
+    of it. The uniforms have 24-bit resolution, so |z| <= 5.8: tails beyond 5.8 sigma (a
+    probability of 7e-9) are never drawn, which no corruption can notice.
+    """
+    size = math.prod(shape)
+    half = (size + 1) // 2
+    uniform = rng.random(2 * half, dtype=np.float32)
+    radius, angle = uniform[:half], uniform[half:]  # views into one array
+    np.subtract(1.0, radius, out=radius)  # [0, 1) -> (0, 1]: log never sees 0
+    np.log(radius, out=radius)
+    radius *= -2.0
+    np.sqrt(radius, out=radius)
+    angle *= 2 * math.pi
+    z = np.empty(2 * half, dtype=np.float32)
+    np.cos(angle, out=z[:half])
+    np.sin(angle, out=z[half:])
+    z[:half] *= radius
+    z[half:] *= radius
+    return z[:size].reshape(shape)
+
+
 def gaussian_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
     """x~ = clip(x + level * n, 0, 1), n ~ N(0, I): ``level`` is the noise's standard deviation."""
-    noisy = rng.standard_normal(x.shape, dtype=np.float32).astype(x.dtype, copy=False)
+    noisy = standard_normal(x.shape, rng).astype(x.dtype, copy=False)
     noisy *= level
     noisy += x
     return np.clip(noisy, 0.0, 1.0, out=noisy)
