@@ -1,0 +1,390 @@
+"""Training throughput of npnet's experiment models, against the machine's matmul peak and PyTorch.
+
+    python benchmarks/bench_train.py                  # DAE and VAE at batch 32, 128, 512
+    python benchmarks/bench_train.py --quick          # a short run (fewer, shorter repeats)
+    python benchmarks/bench_train.py --memory --data-dir ../shared/data/mnist
+    python benchmarks/bench_train.py --help
+
+A "step" is what :func:`npnet.train.fit` does per mini-batch: ``model.train_step(x, rng)``
+then ``optimizer.step(model.grads)`` (Adam), on random float32 images in [0, 1] of MNIST
+shape. Throughput is samples per second over at least ``--min-time`` seconds of steps,
+after a warm-up, median of ``--repeats`` repeats. Achieved GFLOP/s counts 6 x parameters
+x samples/s (2 for the forward matmuls, 4 for the backward ones). The peak is the median
+GFLOP/s of a 2048 x 2048 @ 2048 x 2048 float32 matmul with NumPy, measured in the same run
+(before and after the training measurements; the fraction uses the larger).
+
+When PyTorch is importable (install it in a separate virtual environment, never as an npnet
+dependency), the same architectures are trained with torch.optim.Adam on the CPU with as
+many threads as NumPy's BLAS uses, interleaved with npnet repeat by repeat (the order
+alternating) so that noise from other processes hits both; the ratio column is
+npnet samples/s / PyTorch samples/s.
+
+``--memory`` runs each full experiment (``experiments/dae_mnist.py``,
+``experiments/vae_interp.py``, a few minutes each) as a child process and reports its peak
+resident memory (ru_maxrss from ``os.wait4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_PIXELS = 784
+MODELS = ("dae", "vae")
+EXPERIMENTS = {"dae": "experiments/dae_mnist.py", "vae": "experiments/vae_interp.py"}
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and the matmul peak
+
+
+def blas_info() -> dict:
+    """NumPy's BLAS library and its thread count (threadpoolctl if installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {"library": "unknown (pip install threadpoolctl to see)",
+                "num_threads": os.cpu_count() or 1}
+    pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    # SciPy and PyTorch may bring BLAS libraries of their own; NumPy's lives in numpy*.
+    pools.sort(key=lambda pool: "numpy" not in pool.get("filepath", ""))
+    for pool in pools:
+        return {
+            "library": f"{pool.get('internal_api')} {pool.get('version')} "
+            f"({pool.get('architecture', '?')} kernels)",
+            "num_threads": int(pool["num_threads"]),
+        }
+    return {"library": "unknown", "num_threads": os.cpu_count() or 1}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 7, backend: str = "numpy") -> float:
+    """Median GFLOP/s of an (n, n) @ (n, n) float32 product (2 n^3 flops)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    if backend == "torch":
+        import torch
+
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+        out = torch.empty((n, n))
+
+        def product():
+            torch.matmul(a, b, out=out)
+    else:
+        out = np.empty((n, n), dtype=np.float32)
+
+        def product():
+            np.matmul(a, b, out=out)
+
+    product()  # warm-up: thread start, page faults
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product()
+        times.append(time.perf_counter() - started)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+# --------------------------------------------------------------------------------------------
+# The models: npnet and their PyTorch twins
+
+
+def npnet_model(name: str, seed: int):
+    """(model, optimizer) as the experiment scripts build them, with their default sizes."""
+    from npnet.optim import Adam
+
+    if name == "dae":
+        from npnet.autoencoder import DenoisingAutoencoder
+
+        model = DenoisingAutoencoder(rng=seed)
+    else:
+        from npnet.vae import VAE
+
+        model = VAE(rng=seed)
+    return model, Adam(model.params, lr=1e-3)
+
+
+def npnet_stepper(model, optimizer, seed: int):
+    rng = np.random.default_rng(seed)
+
+    def step(x):
+        model.train_step(x, rng)
+        optimizer.step(model.grads)
+
+    return step
+
+
+def torch_stepper(name: str, seed: int, adam_impl: str):
+    """One training step of the same architecture, loss and optimizer in PyTorch."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    if name == "dae":
+        #  784-512-128-16, mirrored, sigmoid output; MSE summed over pixels, mean over batch.
+        net = nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 16),
+            nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 512), nn.ReLU(), nn.Linear(512, 784),
+            nn.Sigmoid(),
+        )
+
+        def loss_of(x):
+            noisy = (x + 0.3 * torch.randn_like(x)).clamp_(0.0, 1.0)
+            return nn.functional.mse_loss(net(noisy), x, reduction="sum") / x.shape[0]
+    else:
+        # 784-512-256 encoder, a head for (mu, logvar), 20-256-512-784 decoder to logits;
+        # BCE-with-logits summed over pixels + KL, both averaged over the batch.
+        latent = 20
+        encoder = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                                nn.Linear(256, 2 * latent))
+        decoder = nn.Sequential(nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 512),
+                                nn.ReLU(), nn.Linear(512, 784))
+        net = nn.ModuleList([encoder, decoder])
+
+        def loss_of(x):
+            mu, logvar = encoder(x).chunk(2, dim=1)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            recon = nn.functional.binary_cross_entropy_with_logits(
+                decoder(z), x, reduction="sum"
+            ) / x.shape[0]
+            kl = -0.5 * torch.sum(1 + logvar - mu * mu - logvar.exp()) / x.shape[0]
+            return recon + kl
+
+    options = {"foreach": None, "fused": None}
+    if adam_impl in ("foreach", "fused"):
+        options = {adam_impl: True}
+    elif adam_impl == "loop":
+        options = {"foreach": False}
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **options)
+    n_params = sum(p.numel() for p in net.parameters())
+
+    def step(x):
+        optimizer.zero_grad()
+        loss_of(torch.from_numpy(x)).backward()
+        optimizer.step()
+
+    return step, n_params
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+
+
+def time_steps(step, batches: list[np.ndarray], n_steps: int) -> float:
+    """Seconds for n_steps steps, cycling through the pre-made batches."""
+    started = time.perf_counter()
+    for i in range(n_steps):
+        step(batches[i % len(batches)])
+    return time.perf_counter() - started
+
+
+def calibrate(step, batches, warmup_s: float, min_time: float) -> int:
+    """Warm up for about warmup_s seconds; return how many steps take min_time seconds."""
+    n, elapsed = 1, 0.0
+    spent = 0.0
+    while spent < warmup_s or elapsed == 0.0:
+        elapsed = time_steps(step, batches, n)
+        spent += elapsed
+        if elapsed < warmup_s / 4:
+            n *= 2
+    per_step = elapsed / n
+    return max(3, math.ceil(min_time / per_step))
+
+
+def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
+    rows = []
+    for batch in batch_sizes:
+        data_rng = np.random.default_rng([args.seed, batch])
+        batches = [data_rng.random((batch, IMAGE_PIXELS), dtype=np.float32) for _ in range(4)]
+        model, optimizer = npnet_model(name, args.seed)
+        n_params = sum(p.size for p in model.params.values())
+        runners = {"npnet": npnet_stepper(model, optimizer, args.seed)}
+        if with_torch:
+            runners["torch"], torch_params = torch_stepper(name, args.seed, args.torch_adam)
+            if torch_params != n_params:
+                log(f"  note: {name} has {n_params} parameters in npnet, "
+                    f"{torch_params} in PyTorch")
+        steps = {k: calibrate(s, batches, args.warmup, args.min_time) for k, s in runners.items()}
+        rates: dict[str, list[float]] = {k: [] for k in runners}
+        order = list(runners)
+        for repeat in range(args.repeats):
+            for key in order if repeat % 2 == 0 else order[::-1]:
+                seconds = time_steps(runners[key], batches, steps[key])
+                rates[key].append(steps[key] * batch / seconds)
+        row = {"model": name, "batch": batch, "params": n_params, "steps": steps["npnet"]}
+        for key, values in rates.items():
+            row[f"{key}_samples_s"] = statistics.median(values)
+            row[f"{key}_all"] = values
+        row["npnet_gflops"] = 6 * n_params * row["npnet_samples_s"] / 1e9
+        if with_torch:
+            row["torch_gflops"] = 6 * n_params * row["torch_samples_s"] / 1e9
+            # Ratio of medians, and the spread of the per-repeat ratios (same repeat = same
+            # background load).
+            per_repeat = [a / b for a, b in zip(rates["npnet"], rates["torch"], strict=True)]
+            row["ratio"] = row["npnet_samples_s"] / row["torch_samples_s"]
+            row["ratio_min"], row["ratio_max"] = min(per_repeat), max(per_repeat)
+        rows.append(row)
+        log(format_row(row, None, with_torch))
+    return rows
+
+
+def format_row(row: dict, peak: float | None, with_torch: bool) -> str:
+    text = (f"{row['model']:>5} {row['batch']:>6} {row['npnet_samples_s']:>12,.0f} "
+            f"{row['npnet_gflops']:>8.1f}")
+    text += f" {100 * row['npnet_gflops'] / peak:>6.1f}%" if peak else " " * 8
+    if with_torch:
+        text += (f" {row['torch_samples_s']:>12,.0f} {row['torch_gflops']:>8.1f} "
+                 f"{row['ratio']:>6.2f}x  [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]")
+    return text
+
+
+def header(with_torch: bool) -> str:
+    text = f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7}"
+    if with_torch:
+        text += f" {'torch smp/s':>12} {'GFLOP/s':>8} {'ratio':>7}  [per-repeat range]"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Peak memory of full experiment runs
+
+
+def experiment_peak_memory(name: str, data_dir: str | None, log) -> dict:
+    """Run one full experiment in a child process; its max RSS in MiB and its wall time."""
+    with tempfile.TemporaryDirectory(prefix=f"npnet-bench-{name}-") as out:
+        command = [sys.executable, str(REPO / EXPERIMENTS[name]), "--out", out, "--no-progress"]
+        if data_dir:
+            command += ["--data-dir", data_dir]
+        log(f"  running {' '.join(command)}")
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would be the maximum
+        # over every child waited for so far).
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        raise SystemExit(f"{EXPERIMENTS[name]} exited with status {child.returncode}")
+    return {"experiment": EXPERIMENTS[name], "max_rss_mib": usage.ru_maxrss / 1024,
+            "seconds": seconds}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per framework")
+    parser.add_argument("--min-time", type=float, default=1.5,
+                        help="seconds of steps in one timed repeat")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up steps")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats of 0.3 s after 0.3 s of warm-up (a rough look)")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="skip PyTorch even if it is importable")
+    parser.add_argument("--torch-adam", choices=["default", "loop", "foreach", "fused"],
+                        default="default",
+                        help="torch.optim.Adam implementation (default: PyTorch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="PyTorch threads (default: the number NumPy's BLAS uses)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also run each full experiment (minutes each) and report its "
+                        "peak resident memory")
+    parser.add_argument("--data-dir", default=os.environ.get("NPNET_DATA"),
+                        help="MNIST folder for --memory (default: $NPNET_DATA)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.min_time, args.warmup = 3, 0.3, 0.3
+    if args.repeats < 1 or args.min_time <= 0 or min(args.batch_sizes) < 1:
+        parser.error("--repeats, --min-time and --batch-sizes must be positive")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    blas = blas_info()
+    with_torch = not args.no_torch
+    if with_torch:
+        try:
+            import torch
+        except ImportError:
+            with_torch = False
+            log("PyTorch is not importable here: npnet only (run this script from a virtual "
+                "environment that has torch to compare)")
+    threads = args.threads or blas["num_threads"]
+    if with_torch:
+        torch.set_num_threads(threads)
+
+    log(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"BLAS {blas['library']} with {blas['num_threads']} threads"
+        + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads, "
+           f"Adam {args.torch_adam}" if with_torch else ""))
+    log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+        + f", load average at start {os.getloadavg()[0]:.2f}")
+    results: dict = {"blas": blas, "threads": threads, "rows": []}
+    peaks = [matmul_gflops()]
+    if with_torch:
+        results["torch_matmul_gflops"] = matmul_gflops(backend="torch")
+    log(f"float32 matmul 2048^3: numpy {peaks[0]:.1f} GFLOP/s"
+        + (f", torch {results['torch_matmul_gflops']:.1f} GFLOP/s" if with_torch else ""))
+    log(f"{args.repeats} repeats of >= {args.min_time:g} s after {args.warmup:g} s warm-up; "
+        "samples/s are medians\n")
+    log(header(with_torch))
+    for name in args.models:
+        if name == "vae":
+            try:
+                import npnet.vae  # noqa: F401
+            except ImportError as error:
+                log(f"  vae skipped: {error}")
+                continue
+        results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
+    peaks.append(matmul_gflops())
+    peak = max(peaks)
+    results["matmul_peak_gflops"] = peaks
+    log(f"\nfloat32 matmul peak (numpy, 2048^3): {peaks[0]:.1f} GFLOP/s before, "
+        f"{peaks[1]:.1f} after; fractions below use {peak:.1f}")
+    log(header(with_torch))
+    for row in results["rows"]:
+        row["fraction_of_peak"] = row["npnet_gflops"] / peak
+        log(format_row(row, peak, with_torch))
+    log(f"load average at end {os.getloadavg()[0]:.2f}")
+
+    if args.memory:
+        log("\npeak memory of full experiment runs:")
+        results["memory"] = []
+        for name in args.models:
+            usage = experiment_peak_memory(name, args.data_dir, log)
+            results["memory"].append(usage)
+            log(f"  {usage['experiment']}: max RSS {usage['max_rss_mib']:,.0f} MiB "
+                f"({usage['seconds']:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+        log(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
