@@ -373,13 +373,15 @@ class VAE:
         z = self.sampler.forward(h, training=training, eps=eps, rng=rng)
         return self.decoder.forward(z)
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dL/dx (N, D) through the encoder from dL/ds (N, D); fills ``grads``.
 
         The sampler adds the KL term's gradient on the way, so L here is the decoder's loss
-        plus ``beta * sampler.kl``.
+        plus ``beta * sampler.kl``. ``input_grad=False`` skips dL/dx (returns None):
+        training needs only ``grads``, and the encoder's first layer then saves a product.
         """
-        return self.encoder.backward(self.sampler.backward(self.decoder.backward(dlogits)))
+        dh = self.sampler.backward(self.decoder.backward(dlogits))
+        return self.encoder.backward(dh, input_grad=input_grad)
 
     def train_step(
         self,
@@ -409,7 +411,7 @@ class VAE:
         logits = self.forward(x, training=True, eps=eps, rng=rng)
         recon, dlogits = bce_with_logits(logits, x)
         kl = self.sampler.kl
-        self.backward(dlogits)
+        self.backward(dlogits, input_grad=False)
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
     def evaluate(
