@@ -1,0 +1,86 @@
+"""Smoke runs of both experiment scripts in --quick mode, as a user runs them (subprocess).
+
+They read the real MNIST files through $NPNET_DATA (CI sets it) and are skipped without it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_mnist = pytest.mark.skipif(
+    not os.environ.get("NPNET_DATA"), reason="set NPNET_DATA to the folder with the MNIST files"
+)
+
+
+def run_script(name, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+def test_help_explains_the_options(name):
+    result = run_script(name, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--data-dir",
+                   "--out", "--quick", "--resume"):
+        assert option in result.stdout
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    result = run_script("dae_mnist.py", "--quick", "--data-dir", str(tmp_path / "nowhere"),
+                        "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "train-images-idx3-ubyte" in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_mnist
+def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
+    out = tmp_path / "dae"
+    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    for name in ("residuals_shared_scale.png", "residuals_own_scale.png", "examples.png",
+                 "training_curves.png", "model.npz", "checkpoint.npz"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    ratios = metrics["residual_pca"]["explained_variance_ratio"]
+    assert len(ratios) == 5 and ratios == sorted(ratios, reverse=True) and sum(ratios) < 1
+    errors = metrics["test_squared_error_per_image"]
+    assert set(errors) == {"dae_clean_input", "dae_corrupted_input", "corrupted_input_itself",
+                           "pca_16_components"}
+    assert len(metrics["history"]["train_loss"]) == 1
+
+    # Resuming with more epochs continues from the checkpoint instead of starting over.
+    again = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
+                       "--resume", "--epochs", "2")
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stdout
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["history"]["train_loss"][0] == metrics["history"]["train_loss"][0]
+    assert len(resumed["history"]["train_loss"]) == 2
+
+
+@needs_mnist
+def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
+    out = tmp_path / "vae"
+    result = run_script("vae_interp.py", "--quick", "--no-progress", "--out", str(out),
+                        "--latent", "2")
+    assert result.returncode == 0, result.stderr
+    for name in ("interpolation_same_digit.png", "interpolation_different_digits.png",
+                 "prior_samples.png", "reconstructions.png", "training_curves.png",
+                 "latent_scatter.png", "latent_manifold.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    nats = metrics["test_nats_per_image"]
+    assert nats["negative_elbo"] == pytest.approx(nats["reconstruction"] + nats["kl"])
+    same, different = metrics["pairs"]["same_digit"], metrics["pairs"]["different_digits"]
+    assert len(same["test_indices"]) == len(different["test_indices"]) == 10
+    assert all(a == b for a, b in same["labels"])
+    assert all(a != b for a, b in different["labels"])
+    assert all(a != b for a, b in same["test_indices"])
