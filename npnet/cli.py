@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import MNISTError, load_mnist
 from .optim import SGD, Adam
-from .train import CheckpointMismatch, fit
+from .train import CheckpointMismatch, cosine_decay, fit
 
 __all__ = [
     "add_common_arguments",
@@ -52,6 +52,7 @@ def add_common_arguments(
     optimizer: str,
     lr: dict[str, float],
     out: str,
+    lr_schedule: str = "cosine",
 ) -> None:
     """Options both experiments take, with each experiment's own defaults."""
     train = parser.add_argument_group("training")
@@ -65,6 +66,9 @@ def add_common_arguments(
     train.add_argument("--lr", type=positive_float, default=None,
                        help="learning rate (default: "
                        + ", ".join(f"{v:g} for {k}" for k, v in lr.items()) + ")")
+    train.add_argument("--lr-schedule", choices=["constant", "cosine"], default=lr_schedule,
+                       help="constant, or cosine decay of the learning rate to 0 over the "
+                       "run (default: %(default)s)")
     train.add_argument("--momentum", type=float, default=0.9,
                        help="momentum for --optimizer sgd (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0,
@@ -121,6 +125,7 @@ def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict
             checkpoint=args.out / "checkpoint.npz",
             resume=args.resume,
             config=config,
+            lr_schedule=cosine_decay if args.lr_schedule == "cosine" else None,
             progress=not args.no_progress,
         )
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ Ctrl-C at any moment leaves the last complete checkpoint in place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -31,11 +32,20 @@ from tqdm.auto import tqdm
 from .data import iterate_minibatches
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "CheckpointMismatch"]
+__all__ = ["fit", "cosine_decay", "CheckpointMismatch"]
 
 
 class CheckpointMismatch(ValueError):
     """A checkpoint was written by a run with other settings than the one resuming it."""
+
+
+def cosine_decay(progress: float) -> float:
+    """Learning-rate multiplier ``(1 + cos(pi * progress)) / 2``: 1 at the start, 0 at the end.
+
+    Large steps early explore, small steps late settle into a minimum (Loshchilov & Hutter,
+    *SGDR*, 2017, without restarts). ``progress`` is the fraction of training done, in [0, 1].
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def fit(
@@ -50,6 +60,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     config: dict | None = None,
+    lr_schedule: Callable[[float], float] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, list[float]]:
@@ -66,6 +77,10 @@ def fit(
     resume : bool
         Continue from ``checkpoint`` if it exists. ``config`` (the run's settings) must equal
         the one the checkpoint was written with, else :class:`CheckpointMismatch`.
+    lr_schedule : callable, optional
+        ``progress -> multiplier`` of the optimizer's initial learning rate, applied before
+        every step with progress = steps done / all steps (for example :func:`cosine_decay`).
+        It depends only on the step number, so a resumed run follows the same schedule.
     progress : bool
         Show a progress bar (epoch, loss, samples per second).
 
@@ -84,6 +99,7 @@ def fit(
             f"({len(x_train)}), got {batch_size}; choose another --batch-size"
         )
     steps_per_epoch = len(x_train) // batch_size  # the last, smaller batch is dropped
+    base_lr = optimizer.lr
     config = dict(config or {})
     history: dict[str, list[float]] = {}
     start_epoch = 0
@@ -112,6 +128,9 @@ def fit(
                 dynamic_ncols=True,
             )
             for step, indices in enumerate(bar, start=1):
+                if lr_schedule is not None:
+                    done = (epoch * steps_per_epoch + step - 1) / (epochs * steps_per_epoch)
+                    optimizer.lr = base_lr * lr_schedule(done)
                 losses = model.train_step(x_train[indices], rng)
                 optimizer.step(model.grads)
                 for name, value in losses.items():
@@ -144,6 +163,8 @@ def fit(
         if checkpoint is not None and checkpoint.exists():
             log(f"\ninterrupted: the checkpoint {checkpoint} is intact; rerun with --resume")
         raise
+    finally:
+        optimizer.lr = base_lr  # the schedule scales the rate during fit only
     return history
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.optim import Adam
-from npnet.train import CheckpointMismatch, fit
+from npnet.train import CheckpointMismatch, cosine_decay, fit
 
 X = np.random.default_rng(0).random((96, 12), dtype=np.float32) ** 3  # sparse-ish "images"
 X_EVAL = np.random.default_rng(1).random((20, 12), dtype=np.float32) ** 3
@@ -18,8 +18,9 @@ def model_and_optimizer(seed=0, lr=1e-2):
 
 def run(epochs, **kwargs):
     model, opt = model_and_optimizer()
+    kwargs.setdefault("log", lambda _: None)
     history = fit(model, opt, X, x_eval=X_EVAL, epochs=epochs, batch_size=16, seed=5,
-                  progress=False, log=lambda _: None, **kwargs)
+                  progress=False, **kwargs)
     return model, history
 
 
@@ -86,3 +87,42 @@ def test_batch_size_larger_than_the_data_is_a_clear_error():
     model, opt = model_and_optimizer()
     with pytest.raises(ValueError, match="--batch-size"):
         fit(model, opt, X, epochs=1, batch_size=len(X) + 1, seed=0, progress=False)
+
+
+def test_cosine_schedule_scales_every_step_and_restores_the_rate():
+    model, opt = model_and_optimizer(lr=0.01)
+    seen = []
+    original_step = opt.step
+
+    def recording_step(grads):
+        seen.append(opt.lr)
+        original_step(grads)
+
+    opt.step = recording_step
+    fit(model, opt, X, epochs=2, batch_size=16, seed=0, lr_schedule=cosine_decay,
+        progress=False, log=lambda _: None)
+    steps = 2 * (len(X) // 16)
+    expected = [0.01 * 0.5 * (1 + np.cos(np.pi * i / steps)) for i in range(steps)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+    assert opt.lr == 0.01
+
+
+def test_resume_with_a_schedule_continues_exactly(tmp_path):
+    straight, _ = run(4, lr_schedule=cosine_decay)
+    checkpoint = tmp_path / "ckpt.npz"
+    with pytest.raises(KeyboardInterrupt):
+        run(4, lr_schedule=cosine_decay, checkpoint=checkpoint, log=interrupt_at_epoch(2))
+    resumed, _ = run(4, lr_schedule=cosine_decay, checkpoint=checkpoint, resume=True)
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name])
+
+
+def interrupt_at_epoch(n):
+    """A log function that stops the run (like Ctrl-C) as epoch n ends, before its checkpoint
+    is written: the run resumes from the checkpoint of epoch n - 1."""
+
+    def log(line):
+        if line.startswith(f"epoch {n}/"):
+            raise KeyboardInterrupt
+
+    return log
