@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .analysis import squared_error_per_image
 from .corruption import corrupt
 from .layers import in_batches, mlp
 from .losses import mse_loss
@@ -116,11 +117,7 @@ class DenoisingAutoencoder:
         x = np.asarray(x, dtype=self.dtype)
         noisy = self.corrupt(x, rng)
         return {
-            "loss": _squared_error_per_image(x, self.reconstruct(noisy)),
-            "mse_clean": _squared_error_per_image(x, self.reconstruct(x)),
+            "loss": squared_error_per_image(x, self.reconstruct(noisy)),
+            "mse_clean": squared_error_per_image(x, self.reconstruct(x)),
         }
 
-
-def _squared_error_per_image(x: np.ndarray, x_hat: np.ndarray) -> float:
-    diff = (x - x_hat).astype(np.float64)
-    return float(np.einsum("ij,ij->", diff, diff) / len(x))
