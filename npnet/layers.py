@@ -312,6 +312,8 @@ class Sequential(Layer):
         self.name = name or ""
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(
@@ -351,14 +353,11 @@ class Sequential(Layer):
         """
         for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        first = self.layers[0] if self.layers else None
-        if input_grad:
-            return first.backward(dout) if first is not None else dout
+        first = self.layers[0]
         if isinstance(first, Dense | Sequential):
-            first.backward(dout, input_grad=False)
-        elif first is not None and first.params:
-            first.backward(dout)
-        return None
+            return first.backward(dout, input_grad=input_grad)
+        dx = first.backward(dout)  # a layer without weights computes dL/dx and nothing else
+        return dx if input_grad else None
 
     def describe(self) -> str:
         return f"Sequential {self.name!r}" if self.name else "Sequential"

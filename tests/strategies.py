@@ -11,7 +11,7 @@ values = st.tuples(st.floats(0.1, 3.0), st.booleans()).map(lambda v: -v[0] if v[
 sizes = st.integers(min_value=1, max_value=6)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
-# Gradient checks with h = 1e-6 step across ReLU's kink only for inputs within 1e-6 of 0.
+# Gradient checks with h = 1e-5 step across ReLU's kink only for inputs within 1e-5 of 0.
 # Inputs drawn for kinked layers are pushed at least KINK_MARGIN away from 0.
 KINK_MARGIN = 1e-3
 
