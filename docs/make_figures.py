@@ -1,0 +1,196 @@
+"""Regenerate the figures and numbers that docs/ shows, from real runs of the two experiments.
+
+    python docs/make_figures.py --data-dir /work/shared/data/mnist     # train both (~5 min)
+    python docs/make_figures.py --dae-run results/dae --vae-run results/vae   # reuse runs
+
+Without ``--dae-run`` / ``--vae-run`` the experiment scripts run with their default settings
+(``--out <results>/dae`` and ``--out <results>/vae``, plus ``--seed`` if given). Then the
+figures the docs show are copied into ``docs/figures/``, downscaled where they are large,
+and ``docs/figures/run_summary.json`` records the numbers the chapters quote (from each
+run's ``metrics.json``) with the command that produced them.
+
+Nothing beyond npnet's own dependencies: ``matplotlib.image.imread`` reads a PNG, block
+averaging in NumPy shrinks it if it is wider than ``MAX_WIDTH``, and the figures, which are
+all gray, are written as 8-bit grayscale PNGs by :func:`write_gray_png` (the standard library's
+``zlib``), about a third of the size of matplotlib's RGBA files. A figure with colour in it
+is written by ``matplotlib.image.imsave`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from matplotlib import image as mpimg
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = {
+    "dae": ("residuals_shared_scale.png", "residuals_own_scale.png", "examples.png"),
+    "vae": ("interpolation_same_digit.png", "interpolation_different_digits.png"),
+}
+SCRIPTS = {"dae": "experiments/dae_mnist.py", "vae": "experiments/vae_interp.py"}
+MAX_WIDTH = 900  # pixels; wider figures are shrunk by an integer factor
+
+
+def shrink(pixels: np.ndarray, max_width: int = MAX_WIDTH) -> np.ndarray:
+    """Average ``f x f`` blocks of an (H, W, C) image, f the smallest factor giving W <= max."""
+    factor = -(-pixels.shape[1] // max_width)  # ceiling division
+    if factor <= 1:
+        return pixels
+    h = pixels.shape[0] // factor * factor
+    w = pixels.shape[1] // factor * factor
+    blocks = pixels[:h, :w].reshape(h // factor, factor, w // factor, factor, -1)
+    return blocks.mean(axis=(1, 3))
+
+
+def write_gray_png(path: Path, gray: np.ndarray) -> None:
+    """Write an (H, W) array of values in [0, 1] as an 8-bit grayscale PNG.
+
+    A PNG is a signature and chunks (length, type, data, CRC-32); IHDR gives the size and
+    colour type 0 (gray), IDAT the zlib-compressed rows, each prefixed by its filter type.
+    Filter 1 ("Sub") stores each byte minus its left neighbour, which compresses the flat
+    backgrounds and gutters of these figures well.
+    """
+    pixels = np.round(np.clip(gray, 0.0, 1.0) * 255).astype(np.uint8)
+    height, width = pixels.shape
+    left = np.zeros_like(pixels)
+    left[:, 1:] = pixels[:, :-1]
+    rows = np.hstack([np.ones((height, 1), np.uint8), pixels - left])  # uint8 wraps mod 256
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray, no interlace
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9)) + chunk(b"IEND", b""))
+
+
+def copy_figure(source: Path, target: Path) -> tuple[int, int]:
+    """Copy a PNG, shrunk if wider than MAX_WIDTH, gray if it is; returns (width, height)."""
+    pixels = mpimg.imread(source)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[2] == 4:
+        if not np.all(pixels[..., 3] == 1):
+            raise ValueError(f"{source} is not opaque; docs figures are drawn on white")
+        pixels = pixels[..., :3]
+    small = np.clip(shrink(pixels), 0.0, 1.0)
+    if np.all(small == small[..., :1]):
+        write_gray_png(target, small[..., 0])
+    else:
+        mpimg.imsave(target, small)
+    return small.shape[1], small.shape[0]
+
+
+def run_experiment(kind: str, out: Path, args) -> list[str]:
+    """Run one experiment script with its default settings; returns the command."""
+    command = [sys.executable, SCRIPTS[kind], "--out", str(out), "--no-progress"]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
+    if args.quick:
+        command.append("--quick")
+    print("+", shlex.join(command), flush=True)
+    result = subprocess.run(command, cwd=ROOT)
+    if result.returncode != 0:
+        sys.exit(f"error: {SCRIPTS[kind]} failed with exit status {result.returncode}")
+    return ["python", *command[1:]]
+
+
+def command_of(kind: str, settings: dict) -> str:
+    """The command line that reproduces a finished run, from its recorded settings."""
+    command = ["python", SCRIPTS[kind], "--out", str(settings["out"])]
+    if settings.get("data_dir"):
+        command += ["--data-dir", str(settings["data_dir"])]
+    if settings.get("seed", 0) != 0:
+        command += ["--seed", str(settings["seed"])]
+    if settings.get("quick"):
+        command.append("--quick")
+    return shlex.join(command) + "  (other options: see settings)"
+
+
+def summarise(kind: str, metrics: dict) -> dict:
+    """The numbers the docs quote from one run's metrics.json."""
+    if kind == "dae":
+        pca = metrics["residual_pca"]
+        return {
+            "test_squared_error_per_image": metrics["test_squared_error_per_image"],
+            "test_squared_error_per_pixel": metrics["test_squared_error_per_pixel"],
+            "residual_pca_explained_variance_ratio": pca["explained_variance_ratio"],
+            "residual_pca_explained_variance": pca["explained_variance"],
+            "mean_residual_abs_max": pca["mean_residual_abs_max"],
+            "final_train_loss": metrics["history"]["train_loss"][-1],
+            "epochs": len(metrics["history"]["train_loss"]),
+            "wall_seconds": metrics["wall_seconds"],
+        }
+    return {
+        "test_nats_per_image": metrics["test_nats_per_image"],
+        "pairs": metrics["pairs"],
+        "final_train_loss": metrics["history"]["train_loss"][-1],
+        "epochs": len(metrics["history"]["train_loss"]),
+        "wall_seconds": metrics["wall_seconds"],
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST folder, passed to the scripts (default: their search "
+                        "order: $NPNET_DATA, then ~/.cache/npnet/mnist)")
+    parser.add_argument("--results", type=Path, default=ROOT / "results",
+                        help="where new runs go, as <results>/dae and <results>/vae "
+                        "(default: %(default)s)")
+    parser.add_argument("--dae-run", type=Path, default=None,
+                        help="reuse this finished dae_mnist.py output folder instead of training")
+    parser.add_argument("--vae-run", type=Path, default=None,
+                        help="reuse this finished vae_interp.py output folder instead of training")
+    parser.add_argument("--seed", type=int, default=None, help="passed to both scripts")
+    parser.add_argument("--quick", action="store_true",
+                        help="pass --quick to the scripts (a smoke test of this script; the "
+                        "figures are then not the ones the docs describe)")
+    parser.add_argument("--figures-dir", type=Path, default=ROOT / "docs" / "figures",
+                        help="where the figures go (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    args.figures_dir.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for kind, reused in (("dae", args.dae_run), ("vae", args.vae_run)):
+        if reused is None:
+            run_dir = args.results / kind
+            command = shlex.join(run_experiment(kind, run_dir, args))
+        else:
+            run_dir = reused
+        metrics_path = run_dir / "metrics.json"
+        if not metrics_path.is_file():
+            sys.exit(f"error: {metrics_path} not found; is {run_dir} a finished "
+                     f"{SCRIPTS[kind]} run?")
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        if reused is not None:
+            command = command_of(kind, metrics["settings"])
+        summary[kind] = {
+            "command": command,
+            "settings": metrics["settings"],
+            "environment": metrics["environment"],
+            **summarise(kind, metrics),
+        }
+        for name in FIGURES[kind]:
+            target = args.figures_dir / f"{kind}_{name}"
+            width, height = copy_figure(run_dir / name, target)
+            print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: "
+                  f"{width} x {height} px, {target.stat().st_size / 1024:.0f} KiB")
+    summary_path = args.figures_dir / "run_summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {summary_path}")
+
+
+if __name__ == "__main__":
+    main()
