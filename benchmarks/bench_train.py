@@ -289,8 +289,10 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                        help="which experiment models to measure (default: both)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512],
+                        help="images per training step")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per framework")
     parser.add_argument("--min-time", type=float, default=1.5,
                         help="seconds of steps in one timed repeat")
@@ -301,22 +303,55 @@ def parse_args(argv=None):
                         help="skip PyTorch even if it is importable")
     parser.add_argument("--torch-adam", choices=["default", "loop", "foreach", "fused"],
                         default="default",
-                        help="torch.optim.Adam implementation (default: PyTorch's choice)")
+                        help="torch.optim.Adam implementation; default is PyTorch's own choice")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch threads (default: the number NumPy's BLAS uses)")
     parser.add_argument("--memory", action="store_true",
                         help="also run each full experiment (minutes each) and report its "
                         "peak resident memory")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="--memory without the throughput measurements")
     parser.add_argument("--data-dir", default=os.environ.get("NPNET_DATA"),
                         help="MNIST folder for --memory (default: $NPNET_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    args.memory = args.memory or args.memory_only
     if args.quick:
         args.repeats, args.min_time, args.warmup = 3, 0.3, 0.3
     if args.repeats < 1 or args.min_time <= 0 or min(args.batch_sizes) < 1:
         parser.error("--repeats, --min-time and --batch-sizes must be positive")
     return args
+
+
+def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
+    """The matmul peak, then every model and batch size; fills ``results``."""
+    peaks = [matmul_gflops()]
+    if with_torch:
+        results["torch_matmul_gflops"] = matmul_gflops(backend="torch")
+    log(f"float32 matmul 2048^3: numpy {peaks[0]:.1f} GFLOP/s"
+        + (f", torch {results['torch_matmul_gflops']:.1f} GFLOP/s" if with_torch else ""))
+    log(f"{args.repeats} repeats of >= {args.min_time:g} s after {args.warmup:g} s warm-up; "
+        "samples/s are medians\n")
+    log(header(with_torch))
+    for name in args.models:
+        if name == "vae":
+            try:
+                import npnet.vae  # noqa: F401
+            except ImportError as error:
+                log(f"  vae skipped: {error}")
+                continue
+        results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
+    peaks.append(matmul_gflops())
+    peak = max(peaks)
+    results["matmul_peak_gflops"] = peaks
+    log(f"\nfloat32 matmul peak (numpy, 2048^3): {peaks[0]:.1f} GFLOP/s before, "
+        f"{peaks[1]:.1f} after; fractions below use {peak:.1f}")
+    log(header(with_torch))
+    for row in results["rows"]:
+        row["fraction_of_peak"] = row["npnet_gflops"] / peak
+        log(format_row(row, peak, with_torch))
+    log(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
 def main(argv=None) -> None:
@@ -346,32 +381,8 @@ def main(argv=None) -> None:
     log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         + f", load average at start {os.getloadavg()[0]:.2f}")
     results: dict = {"blas": blas, "threads": threads, "rows": []}
-    peaks = [matmul_gflops()]
-    if with_torch:
-        results["torch_matmul_gflops"] = matmul_gflops(backend="torch")
-    log(f"float32 matmul 2048^3: numpy {peaks[0]:.1f} GFLOP/s"
-        + (f", torch {results['torch_matmul_gflops']:.1f} GFLOP/s" if with_torch else ""))
-    log(f"{args.repeats} repeats of >= {args.min_time:g} s after {args.warmup:g} s warm-up; "
-        "samples/s are medians\n")
-    log(header(with_torch))
-    for name in args.models:
-        if name == "vae":
-            try:
-                import npnet.vae  # noqa: F401
-            except ImportError as error:
-                log(f"  vae skipped: {error}")
-                continue
-        results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
-    peaks.append(matmul_gflops())
-    peak = max(peaks)
-    results["matmul_peak_gflops"] = peaks
-    log(f"\nfloat32 matmul peak (numpy, 2048^3): {peaks[0]:.1f} GFLOP/s before, "
-        f"{peaks[1]:.1f} after; fractions below use {peak:.1f}")
-    log(header(with_torch))
-    for row in results["rows"]:
-        row["fraction_of_peak"] = row["npnet_gflops"] / peak
-        log(format_row(row, peak, with_torch))
-    log(f"load average at end {os.getloadavg()[0]:.2f}")
+    if not args.memory_only:
+        measure_throughput(args, with_torch, results, log)
 
     if args.memory:
         log("\npeak memory of full experiment runs:")
