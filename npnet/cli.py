@@ -159,18 +159,22 @@ class Run:
         return {k: v for k, v in self.settings().items() if k not in where}
 
     def environment(self) -> dict:
+        """Python, NumPy and processor, recorded in metrics.json next to the numbers."""
         return {"python": platform.python_version(), "numpy": np.__version__,
                 "machine": platform.machine()}
 
     def wrote(self, description: str, path: Path) -> Path:
+        """Record a file for the end-of-run summary; returns ``path`` (to pass on as is)."""
         self.written.append((description, Path(path)))
         return Path(path)
 
     @property
     def seconds(self) -> float:
+        """Wall time since the run started."""
         return time.perf_counter() - self.started
 
     def print_summary(self, headline: str) -> None:
+        """Print the headline numbers, the wall time and every file written."""
         print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
         width = max(len(d) for d, _ in self.written)
         for description, path in self.written:

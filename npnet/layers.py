@@ -56,9 +56,11 @@ class Layer:
         self.cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """The layer's output for a batch x (N, D_in); keeps in ``cache`` what backward needs."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dL/dx (N, D_in) from dout = dL/d(output); fills ``grads``, changes no parameter."""
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -83,6 +85,7 @@ class Layer:
         return dout
 
     def describe(self) -> str:
+        """How error messages name this layer, e.g. ``Dense layer 'encoder.0' (784 -> 512)``."""
         return f"{type(self).__name__} layer {self.name!r}"
 
     def __repr__(self) -> str:
@@ -324,6 +327,7 @@ class Sequential(Layer):
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        """Every layer's parameters, ``{"<layer name>.<key>": array}`` (the same arrays)."""
         return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.params.items()}
 
     @params.setter
@@ -333,6 +337,7 @@ class Sequential(Layer):
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
+        """Every layer's gradients, under the same keys as :attr:`params`."""
         return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.grads.items()}
 
     @grads.setter
