@@ -17,7 +17,14 @@ import numpy as np
 
 from npnet import analysis, plotting
 from npnet.autoencoder import DenoisingAutoencoder
-from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, train_or_exit
+from npnet.cli import (
+    Run,
+    add_common_arguments,
+    load_data,
+    make_optimizer,
+    positive_int,
+    train_or_exit,
+)
 from npnet.corruption import CORRUPTIONS
 from npnet.io import save_params, write_json
 
@@ -30,13 +37,12 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_common_arguments(
-        parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae"
+    model = add_common_arguments(
+        parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae",
+        hidden=[512, 128],
     )
-    model = parser.add_argument_group("model")
-    model.add_argument("--hidden", type=int, nargs="+", default=[512, 128],
-                       help="encoder hidden widths, outermost first; the decoder mirrors them")
-    model.add_argument("--code", type=int, default=16, help="width of the code (bottleneck)")
+    model.add_argument("--code", type=positive_int, default=16,
+                       help="width of the code (bottleneck)")
     model.add_argument("--noise", choices=sorted(CORRUPTIONS), default="gaussian",
                        help="corruption of the training inputs")
     model.add_argument("--noise-level", type=float, default=0.3,
@@ -45,9 +51,9 @@ def parse_args(argv=None):
                        help="draw each principal component as a unit vector, or scaled by the "
                        "standard deviation of the residuals along it (same units as the mean)")
     args = parser.parse_args(argv)
-    if len(args.hidden) < 2 or min(args.hidden) < 1 or args.code < 1:
-        parser.error("--hidden needs at least two positive widths (three layers per side "
-                     "with the code), and --code must be positive")
+    if len(args.hidden) < 2:
+        parser.error("--hidden needs at least two widths: with the code layer, that makes the "
+                     "three layers per side the assignment asks for")
     return args, parser
 
 

@@ -18,7 +18,14 @@ import argparse
 import numpy as np
 
 from npnet import analysis, plotting
-from npnet.cli import Run, add_common_arguments, load_data, make_optimizer, train_or_exit
+from npnet.cli import (
+    Run,
+    add_common_arguments,
+    load_data,
+    make_optimizer,
+    positive_int,
+    train_or_exit,
+)
 from npnet.io import save_params, write_json
 from npnet.vae import VAE
 
@@ -31,18 +38,16 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_common_arguments(
-        parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae"
+    model = add_common_arguments(
+        parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae",
+        hidden=[512, 256],
     )
-    model = parser.add_argument_group("model")
-    model.add_argument("--hidden", type=int, nargs="+", default=[512, 256],
-                       help="encoder hidden widths, outermost first; the decoder mirrors them")
-    model.add_argument("--latent", type=int, default=20, help="latent dimension L")
+    model.add_argument("--latent", type=positive_int, default=20, help="latent dimension L")
     model.add_argument("--beta", type=float, default=1.0,
                        help="weight of the KL term (1 = the ELBO)")
     args = parser.parse_args(argv)
-    if not args.hidden or min(args.hidden) < 1 or args.latent < 1 or args.beta < 0:
-        parser.error("--hidden widths and --latent must be positive, --beta non-negative")
+    if args.beta < 0:
+        parser.error(f"--beta must be non-negative, got {args.beta}")
     return args, parser
 
 

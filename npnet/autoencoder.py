@@ -21,13 +21,34 @@ import numpy as np
 
 from .analysis import squared_error_per_image
 from .corruption import corrupt
-from .layers import in_batches, mlp
+from .layers import Sequential, in_batches, mlp
 from .losses import mse_loss
 
-__all__ = ["DenoisingAutoencoder"]
+__all__ = ["EncoderDecoder", "DenoisingAutoencoder"]
 
 
-class DenoisingAutoencoder:
+class EncoderDecoder:
+    """What every npnet autoencoder has: an ``encoder`` and a ``decoder`` (Sequential).
+
+    Their parameters and gradients, merged under the layers' own names (``"encoder.0.W"``,
+    ``"decoder.2.b"``, ...), are what optimizers, checkpoints and parameter files use.
+    """
+
+    encoder: Sequential
+    decoder: Sequential
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """All parameters, the same arrays the layers hold (updated in place)."""
+        return {**self.encoder.params, **self.decoder.params}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """dL/d(param) from the last backward pass, under the keys of :attr:`params`."""
+        return {**self.encoder.grads, **self.decoder.grads}
+
+
+class DenoisingAutoencoder(EncoderDecoder):
     """Encoder and decoder MLPs trained to undo a corruption of their input.
 
     Parameters
@@ -69,14 +90,6 @@ class DenoisingAutoencoder:
         corrupt(np.zeros((1, 1), dtype=dtype), noise, noise_level, 0)  # validate early
         self.noise, self.noise_level = noise, float(noise_level)
         self.input_dim, self.code_dim, self.dtype = widths[0], widths[-1], np.dtype(dtype)
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        return {**self.encoder.params, **self.decoder.params}
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {**self.encoder.grads, **self.decoder.grads}
 
     def corrupt(self, x: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
         """x~ for a batch x (N, D), with this model's corruption."""

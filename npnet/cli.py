@@ -52,9 +52,14 @@ def add_common_arguments(
     optimizer: str,
     lr: dict[str, float],
     out: str,
+    hidden: list[int],
     lr_schedule: str = "cosine",
-) -> None:
-    """Options both experiments take, with each experiment's own defaults."""
+):
+    """Options both experiments take, with each experiment's own defaults.
+
+    Returns the "model" argument group, which already holds ``--hidden``, for the script to
+    add its own model options to.
+    """
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=epochs,
                        help="passes over the 60,000 training images (default: %(default)s)")
@@ -87,6 +92,11 @@ def add_common_arguments(
                      help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
                      "1 epoch unless --epochs is given (a few seconds)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = parser.add_argument_group("model")
+    model.add_argument("--hidden", type=positive_int, nargs="+", default=hidden,
+                       help="encoder hidden widths, outermost first; the decoder mirrors them "
+                       "(default: %(default)s)")
+    return model
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -57,6 +57,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from .autoencoder import EncoderDecoder
 from .layers import Layer, in_batches, mlp
 from .losses import bce_with_logits, bce_with_logits_per_example
 
@@ -285,7 +286,7 @@ class Reparameterize(Layer):
         return f"Reparameterize(beta={self.beta}, name={self.name!r})"
 
 
-class VAE:
+class VAE(EncoderDecoder):
     """A variational autoencoder of npnet layers: encoder, sampling layer, decoder.
 
     Default shape (the PyTorch example's, one hidden layer deeper)::
@@ -347,14 +348,6 @@ class VAE:
     def beta(self) -> float:
         """The KL weight, which lives in the sampler (it adds the KL gradient)."""
         return self.sampler.beta
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        return {**self.encoder.params, **self.decoder.params}
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {**self.encoder.grads, **self.decoder.grads}
 
     def forward(
         self,
