@@ -121,8 +121,9 @@ class SGD(Optimizer):
         if self.momentum == 0:
             param -= self.lr * grad
             return
-        slots = self.state.setdefault(name, {"velocity": np.zeros_like(param)})
-        velocity = slots["velocity"]
+        if name not in self.state:  # (not setdefault: its default would be built every step)
+            self.state[name] = {"velocity": np.zeros_like(param)}
+        velocity = self.state[name]["velocity"]
         velocity *= self.momentum
         velocity += grad
         if self.nesterov:
@@ -166,10 +167,9 @@ class Adam(Optimizer):
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
             grad = grad + self.weight_decay * param
-        slots = self.state.setdefault(
-            name, {"m": np.zeros_like(param), "v": np.zeros_like(param)}
-        )
-        m, v = slots["m"], slots["v"]
+        if name not in self.state:  # (not setdefault: its default would be built every step)
+            self.state[name] = {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+        m, v = self.state[name]["m"], self.state[name]["v"]
         # Every line below writes into m, v, param or one scratch array kept per parameter
         # (not part of the state): an expression like m + (1 - beta1) * grad would allocate
         # a new array of the parameter's size for each operation, on every step.
