@@ -162,7 +162,7 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be positive, got {eps}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
-        self._scratch: dict[str, np.ndarray] = {}
+        self._scratch = np.empty(0)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
@@ -170,12 +170,15 @@ class Adam(Optimizer):
         if name not in self.state:  # (not setdefault: its default would be built every step)
             self.state[name] = {"m": np.zeros_like(param), "v": np.zeros_like(param)}
         m, v = self.state[name]["m"], self.state[name]["v"]
-        # Every line below writes into m, v, param or one scratch array kept per parameter
-        # (not part of the state): an expression like m + (1 - beta1) * grad would allocate
-        # a new array of the parameter's size for each operation, on every step.
-        scratch = self._scratch.get(name)
-        if scratch is None or scratch.shape != param.shape:
-            scratch = self._scratch[name] = np.empty_like(param)
+        # Every line below writes into m, v, param or a scratch array (not part of the
+        # state): an expression like m + (1 - beta1) * grad would allocate a new array of
+        # the parameter's size for each operation, on every step. One scratch buffer, as
+        # large as the largest parameter, serves all of them in turn (fewer bytes to keep
+        # in the CPU's caches than one per parameter).
+        if self._scratch.size < param.size or self._scratch.dtype != param.dtype:
+            largest = max(p.size for p in self.params.values())
+            self._scratch = np.empty(largest, dtype=param.dtype)
+        scratch = self._scratch[: param.size].reshape(param.shape)
         m *= self.beta1  # m <- beta1 m + (1 - beta1) g
         np.multiply(grad, 1 - self.beta1, out=scratch)
         m += scratch
