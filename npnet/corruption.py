@@ -29,18 +29,18 @@ def standard_normal(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndar
     """
     size = math.prod(shape)
     half = (size + 1) // 2
-    uniform = rng.random(2 * half, dtype=np.float32)
-    radius, angle = uniform[:half], uniform[half:]  # views into one array
+    # One array holds u1 | u2 and is overwritten, in place, by z1 | z2.
+    z = rng.random(2 * half, dtype=np.float32)
+    radius, angle = z[:half], z[half:]  # views: writing them writes z
     np.subtract(1.0, radius, out=radius)  # [0, 1) -> (0, 1]: log never sees 0
     np.log(radius, out=radius)
     radius *= -2.0
     np.sqrt(radius, out=radius)
     angle *= 2 * math.pi
-    z = np.empty(2 * half, dtype=np.float32)
-    np.cos(angle, out=z[:half])
-    np.sin(angle, out=z[half:])
-    z[:half] *= radius
-    z[half:] *= radius
+    cosine = np.cos(angle)  # the only other array, half the size
+    np.sin(angle, out=angle)
+    angle *= radius  # z2 = r sin(2 pi u2)
+    radius *= cosine  # z1 = r cos(2 pi u2)
     return z[:size].reshape(shape)
 
 
