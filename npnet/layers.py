@@ -16,6 +16,8 @@ respect to the layer's output.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 __all__ = [
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class Layer:
+class Layer(ABC):
     """Base class: a differentiable function of a batch, with optional parameters.
 
     Attributes
@@ -55,13 +57,13 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.cache = None
 
+    @abstractmethod
     def forward(self, x: np.ndarray) -> np.ndarray:
         """The layer's output for a batch x (N, D_in); keeps in ``cache`` what backward needs."""
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    @abstractmethod
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dL/dx (N, D_in) from dout = dL/d(output); fills ``grads``, changes no parameter."""
-        raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)

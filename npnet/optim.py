@@ -16,6 +16,7 @@ restored exactly.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds references to the parameter arrays and per-parameter state."""
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
@@ -53,8 +54,9 @@ class Optimizer:
         for name, param in self.params.items():
             self._update(name, param, grads[name])
 
+    @abstractmethod
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define _update()")
+        """Update ``param`` in place from ``grad`` (the rule that defines the optimizer)."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat ``{"<slot>/<param name>": array, "steps": array}``, ready for an .npz file."""
