@@ -7,17 +7,20 @@
 
 A "step" is what :func:`npnet.train.fit` does per mini-batch: ``model.train_step(x, rng)``
 then ``optimizer.step(model.grads)`` (Adam), on random float32 images in [0, 1] of MNIST
-shape. Throughput is samples per second over at least ``--min-time`` seconds of steps,
-after a warm-up, median of ``--repeats`` repeats. Achieved GFLOP/s counts 6 x parameters
-x samples/s (2 for the forward matmuls, 4 for the backward ones). The peak is the median
-GFLOP/s of a 2048 x 2048 @ 2048 x 2048 float32 matmul with NumPy, measured in the same run
-(before and after the training measurements; the fraction uses the larger).
+shape. Achieved GFLOP/s counts 6 x parameters x samples/s (2 for the forward matmuls, 4 for
+the backward ones). The peak is the GFLOP/s of a 2048 x 2048 @ 2048 x 2048 float32 matmul
+with NumPy.
 
 When PyTorch is importable (install it in a separate virtual environment, never as an npnet
 dependency), the same architectures are trained with torch.optim.Adam on the CPU with as
-many threads as NumPy's BLAS uses, interleaved with npnet repeat by repeat (the order
-alternating) so that noise from other processes hits both; the ratio column is
-npnet samples/s / PyTorch samples/s.
+many threads as NumPy's BLAS uses.
+
+Everything is measured in ``--repeats`` repeats. Each repeat measures, back to back, the
+matmul peak, then at least ``--min-time`` seconds of npnet steps and of PyTorch steps (which
+of the two goes first alternates). A shared virtual machine's speed drifts by tens of percent
+within seconds, so the fraction of peak and the npnet/PyTorch ratio are computed within each
+repeat, from measurements a second apart, and the script prints their medians over the
+repeats with their range.
 
 ``--memory`` runs each full experiment (``experiments/dae_mnist.py``,
 ``experiments/vae_interp.py``, a few minutes each) as a child process and reports its peak
@@ -204,6 +207,14 @@ def calibrate(step, batches, warmup_s: float, min_time: float) -> int:
 
 
 def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
+    """Throughput of one model at each batch size, in repeats that pair every measurement.
+
+    The speed of a shared (virtual) machine drifts by tens of percent over seconds, so
+    numbers taken minutes apart cannot be divided. Each repeat therefore measures, back to
+    back: the matmul peak, npnet, and PyTorch (alternating which of the two goes first).
+    The fraction of peak and the npnet/PyTorch ratio are computed within each repeat, and
+    the medians over repeats are reported.
+    """
     rows = []
     for batch in batch_sizes:
         data_rng = np.random.default_rng([args.seed, batch])
@@ -218,32 +229,37 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                     f"{torch_params} in PyTorch")
         steps = {k: calibrate(s, batches, args.warmup, args.min_time) for k, s in runners.items()}
         rates: dict[str, list[float]] = {k: [] for k in runners}
+        peaks = []
         order = list(runners)
         for repeat in range(args.repeats):
+            peaks.append(matmul_gflops(repeats=3))
             for key in order if repeat % 2 == 0 else order[::-1]:
                 seconds = time_steps(runners[key], batches, steps[key])
                 rates[key].append(steps[key] * batch / seconds)
-        row = {"model": name, "batch": batch, "params": n_params, "steps": steps["npnet"]}
+        row = {"model": name, "batch": batch, "params": n_params, "steps": steps["npnet"],
+               "peak_gflops_all": peaks}
         for key, values in rates.items():
             row[f"{key}_samples_s"] = statistics.median(values)
             row[f"{key}_all"] = values
-        row["npnet_gflops"] = 6 * n_params * row["npnet_samples_s"] / 1e9
+            row[f"{key}_gflops"] = 6 * n_params * row[f"{key}_samples_s"] / 1e9
+        fractions = [6 * n_params * rate / 1e9 / peak
+                     for rate, peak in zip(rates["npnet"], peaks, strict=True)]
+        row["fraction_of_peak"] = statistics.median(fractions)
+        row["fraction_min"], row["fraction_max"] = min(fractions), max(fractions)
         if with_torch:
-            row["torch_gflops"] = 6 * n_params * row["torch_samples_s"] / 1e9
-            # Ratio of medians, and the spread of the per-repeat ratios (same repeat = same
-            # background load).
-            per_repeat = [a / b for a, b in zip(rates["npnet"], rates["torch"], strict=True)]
-            row["ratio"] = row["npnet_samples_s"] / row["torch_samples_s"]
-            row["ratio_min"], row["ratio_max"] = min(per_repeat), max(per_repeat)
+            ratios = [a / b for a, b in zip(rates["npnet"], rates["torch"], strict=True)]
+            row["ratio"] = statistics.median(ratios)
+            row["ratio_min"], row["ratio_max"] = min(ratios), max(ratios)
+            row["ratio_of_medians"] = row["npnet_samples_s"] / row["torch_samples_s"]
         rows.append(row)
-        log(format_row(row, None, with_torch))
+        log(format_row(row, with_torch))
     return rows
 
 
-def format_row(row: dict, peak: float | None, with_torch: bool) -> str:
+def format_row(row: dict, with_torch: bool) -> str:
     text = (f"{row['model']:>5} {row['batch']:>6} {row['npnet_samples_s']:>12,.0f} "
-            f"{row['npnet_gflops']:>8.1f}")
-    text += f" {100 * row['npnet_gflops'] / peak:>6.1f}%" if peak else " " * 8
+            f"{row['npnet_gflops']:>8.1f} {100 * row['fraction_of_peak']:>6.1f}% "
+            f"[{100 * row['fraction_min']:.0f}-{100 * row['fraction_max']:.0f}]")
     if with_torch:
         text += (f" {row['torch_samples_s']:>12,.0f} {row['torch_gflops']:>8.1f} "
                  f"{row['ratio']:>6.2f}x  [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]")
@@ -251,9 +267,10 @@ def format_row(row: dict, peak: float | None, with_torch: bool) -> str:
 
 
 def header(with_torch: bool) -> str:
-    text = f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7}"
+    text = (f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7} "
+            f"{'[range]':>7}")
     if with_torch:
-        text += f" {'torch smp/s':>12} {'GFLOP/s':>8} {'ratio':>7}  [per-repeat range]"
+        text += f" {'torch smp/s':>12} {'GFLOP/s':>8} {'ratio':>7}  [range]"
     return text
 
 
@@ -293,9 +310,10 @@ def parse_args(argv=None):
                         help="which experiment models to measure (default: both)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512],
                         help="images per training step")
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per framework")
-    parser.add_argument("--min-time", type=float, default=1.5,
-                        help="seconds of steps in one timed repeat")
+    parser.add_argument("--repeats", type=int, default=15,
+                        help="timed repeats (each measures the peak, npnet and PyTorch)")
+    parser.add_argument("--min-time", type=float, default=0.5,
+                        help="seconds of steps per framework in one repeat")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up steps")
     parser.add_argument("--quick", action="store_true",
                         help="3 repeats of 0.3 s after 0.3 s of warm-up (a rough look)")
@@ -325,32 +343,20 @@ def parse_args(argv=None):
 
 
 def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
-    """The matmul peak, then every model and batch size; fills ``results``."""
-    peaks = [matmul_gflops()]
+    """Every model and batch size (see :func:`bench_model`); fills ``results``."""
+    peak = matmul_gflops()
     if with_torch:
         results["torch_matmul_gflops"] = matmul_gflops(backend="torch")
-    log(f"float32 matmul 2048^3: numpy {peaks[0]:.1f} GFLOP/s"
+    log(f"float32 matmul 2048^3: numpy {peak:.1f} GFLOP/s"
         + (f", torch {results['torch_matmul_gflops']:.1f} GFLOP/s" if with_torch else ""))
-    log(f"{args.repeats} repeats of >= {args.min_time:g} s after {args.warmup:g} s warm-up; "
-        "samples/s are medians\n")
+    log(f"{args.repeats} repeats, each: the numpy matmul peak, then >= {args.min_time:g} s of "
+        f"npnet{' and of PyTorch' if with_torch else ''} (after {args.warmup:g} s of warm-up)")
+    log("samples/s: median over repeats; peak: median of the per-repeat fractions of that "
+        "repeat's matmul peak; ratio: median of the per-repeat npnet/PyTorch ratios; "
+        "[min-max] over repeats\n")
     log(header(with_torch))
     for name in args.models:
-        if name == "vae":
-            try:
-                import npnet.vae  # noqa: F401
-            except ImportError as error:
-                log(f"  vae skipped: {error}")
-                continue
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
-    peaks.append(matmul_gflops())
-    peak = max(peaks)
-    results["matmul_peak_gflops"] = peaks
-    log(f"\nfloat32 matmul peak (numpy, 2048^3): {peaks[0]:.1f} GFLOP/s before, "
-        f"{peaks[1]:.1f} after; fractions below use {peak:.1f}")
-    log(header(with_torch))
-    for row in results["rows"]:
-        row["fraction_of_peak"] = row["npnet_gflops"] / peak
-        log(format_row(row, peak, with_torch))
     log(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
