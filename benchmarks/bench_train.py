@@ -387,6 +387,11 @@ def main(argv=None) -> None:
     log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         + f", load average at start {os.getloadavg()[0]:.2f}")
     results: dict = {"blas": blas, "threads": threads, "rows": []}
+    # As the experiment scripts do (npnet.cli.train_or_exit): freed arrays keep their pages
+    # for the next step. The setting is process-wide, so PyTorch's steps get it too.
+    from npnet.memory import keep_freed_memory
+
+    results["keep_freed_memory"] = keep_freed_memory()
     if not args.memory_only:
         measure_throughput(args, with_torch, results, log)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import MNISTError, load_mnist
+from .memory import keep_freed_memory
 from .optim import SGD, Adam
 from .train import CheckpointMismatch, cosine_decay, fit
 
@@ -123,6 +124,7 @@ def make_optimizer(args, params: dict, default_lr: dict[str, float]):
 
 def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict:
     """:func:`npnet.train.fit` with the script's options; clean exits on Ctrl-C and mismatches."""
+    keep_freed_memory()  # each step's arrays reuse the last step's pages (npnet.memory)
     try:
         return fit(
             model,
