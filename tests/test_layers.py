@@ -68,6 +68,14 @@ def test_three_layer_sequential_gradients(x, widths, seed, activation):
         if isinstance(layer, ReLU | LeakyReLU):
             assume(np.min(np.abs(h)) > KINK_MARGIN)
         h = layer.forward(h)
+    # Finite differences resolve a gradient only down to their rounding noise, about
+    # 1e-16 |f| / h = 1e-11 |f| for the checked scalar f (h = 1e-5). Through width-1 layers
+    # and two leaky slopes of 0.01 a gradient can shrink to 1e-7 |f|, where that noise is
+    # 1e-4 of it: such draws cannot be checked to TOLERANCE and are skipped, as kinks are.
+    dout = np.random.default_rng(seed).standard_normal(h.shape)  # check_layer's dout
+    f = np.sum(h * dout)
+    gradients = [model.backward(dout), *model.grads.values()]
+    assume(all(np.max(np.abs(g)) > 1e-4 * abs(f) or not g.any() for g in gradients))
     errors = assert_gradients_match(model, x, seed)
     assert set(errors) == {"x", "0.W", "0.b", "2.W", "2.b", "4.W", "4.b"}
 
