@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -384,6 +385,10 @@ def main(argv=None) -> None:
         f"BLAS {blas['library']} with {blas['num_threads']} threads"
         + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads, "
            f"Adam {args.torch_adam}" if with_torch else ""))
+    from npnet.kernels import numba_available
+
+    log("npnet Adam: " + ("one compiled loop (numba " + version("numba") + ")"
+                          if numba_available() else "NumPy passes (numba is not installed)"))
     log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         + f", load average at start {os.getloadavg()[0]:.2f}")
     results: dict = {"blas": blas, "threads": threads, "rows": []}

@@ -11,11 +11,13 @@ import argparse
 import platform
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from .data import MNISTError, load_mnist
+from .kernels import numba_available
 from .memory import keep_freed_memory
 from .optim import SGD, Adam
 from .train import CheckpointMismatch, cosine_decay, fit
@@ -173,7 +175,9 @@ class Run:
     def environment(self) -> dict:
         """Python, NumPy and processor, recorded in metrics.json next to the numbers."""
         return {"python": platform.python_version(), "numpy": np.__version__,
-                "machine": platform.machine()}
+                "machine": platform.machine(),
+                # numba makes Adam one compiled loop (npnet.kernels): same numbers, faster
+                "numba": version("numba") if numba_available() else None}
 
     def wrote(self, description: str, path: Path) -> Path:
         """Record a file for the end-of-run summary; returns ``path`` (to pass on as is)."""

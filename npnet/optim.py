@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .kernels import adam_kernel, numba_available
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -145,6 +147,10 @@ class Adam(Optimizer):
         v <- beta2 v + (1 - beta2) g^2
         m_hat = m / (1 - beta1^t),   v_hat = v / (1 - beta2^t)     (bias correction)
         w <- w - lr * m_hat / (sqrt(v_hat) + eps)
+
+    ``fused`` chooses how the rule runs: as NumPy passes, one per operation (False), or as
+    one compiled loop per parameter (True, needs numba: :mod:`npnet.kernels`), which gives
+    the same numbers about twice as fast. None (the default) fuses when numba is installed.
     """
 
     def __init__(
@@ -155,8 +161,15 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        fused: bool | None = None,
     ):
         super().__init__(params, lr)
+        if fused and not numba_available():
+            raise ImportError(
+                "Adam(fused=True) needs numba, which is not installed; install it with "
+                "pip install 'npnet[fast]' (or pip install numba), or pass fused=False"
+            )
+        self.fused = numba_available() if fused is None else bool(fused)
         for label, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{label} must be in [0, 1), got {beta}")
@@ -172,6 +185,22 @@ class Adam(Optimizer):
         if name not in self.state:  # (not setdefault: its default would be built every step)
             self.state[name] = {"m": np.zeros_like(param), "v": np.zeros_like(param)}
         m, v = self.state[name]["m"], self.state[name]["v"]
+        t = self.steps
+        # Fold both bias corrections into the step size (as the paper's end of section 2
+        # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
+        # so no m_hat or v_hat array is ever allocated.
+        correction2 = math.sqrt(1 - self.beta2**t)  # a Python float: keeps float32 float32
+        step_size = self.lr * correction2 / (1 - self.beta1**t)
+        eps = self.eps * correction2
+        grad = grad.astype(param.dtype, copy=False)
+        if self.fused and all(a.flags.c_contiguous for a in (param, grad, m, v)):
+            # The whole rule below in one compiled loop (npnet.kernels), on flat views of
+            # the arrays, with the scalars in the parameters' dtype: the same numbers.
+            to_dtype = param.dtype.type
+            scalars = (self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, step_size, eps)
+            flat = (array.reshape(-1) for array in (param, grad, m, v))
+            adam_kernel()(*flat, *map(to_dtype, scalars))
+            return
         # Every line below writes into m, v, param or a scratch array (not part of the
         # state): an expression like m + (1 - beta1) * grad would allocate a new array of
         # the parameter's size for each operation, on every step. One scratch buffer, as
@@ -188,14 +217,8 @@ class Adam(Optimizer):
         np.square(grad, out=scratch)
         scratch *= 1 - self.beta2
         v += scratch
-        t = self.steps
-        # Fold both bias corrections into the step size (as the paper's end of section 2
-        # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
-        # so no m_hat or v_hat array is ever allocated.
-        correction2 = math.sqrt(1 - self.beta2**t)  # a Python float: keeps float32 float32
-        step_size = self.lr * correction2 / (1 - self.beta1**t)
         np.sqrt(v, out=scratch)  # w <- w - lr_t m / (sqrt(v) + eps_t)
-        scratch += self.eps * correction2
+        scratch += eps
         np.divide(m, scratch, out=scratch)
         scratch *= step_size
         param -= scratch

@@ -1,0 +1,98 @@
+"""Where a training step's time goes: every layer's forward and backward, the loss, the noise,
+the optimizer.
+
+    python benchmarks/profile_step.py                     # default DAE, batch 128
+    python benchmarks/profile_step.py --model vae --batch-size 512
+
+It runs the same step as ``bench_train.py`` (``model.train_step`` then Adam's ``step``, on
+random images) with a timer around each part, and prints the median milliseconds of each
+part and its share of the median step. Layers are named as in ``model.params``
+(``encoder.0`` is the first Dense layer); "Dense" rows are almost all matrix products, the
+activation and loss rows are NumPy's elementwise work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+from collections import defaultdict
+
+import numpy as np
+
+import npnet.autoencoder
+import npnet.vae
+from npnet.autoencoder import DenoisingAutoencoder
+from npnet.memory import keep_freed_memory
+from npnet.optim import Adam
+from npnet.vae import VAE
+
+
+def timed(function, key: str, times: dict):
+    """``function``, with the seconds of every call appended to ``times[key]``."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        times[key].append(time.perf_counter() - started)
+        return result
+
+    return wrapper
+
+
+def instrument(model, times: dict) -> None:
+    """Time every layer's forward and backward, the loss and the model's noise, in place."""
+    layers = [*model.encoder.layers, *model.decoder.layers]
+    if isinstance(model, VAE):
+        layers.append(model.sampler)
+        npnet.vae.bce_with_logits = timed(npnet.vae.bce_with_logits, "loss (BCE)", times)
+    else:
+        model.corrupt = timed(model.corrupt, "corruption (noise)", times)
+        npnet.autoencoder.mse_loss = timed(npnet.autoencoder.mse_loss, "loss (MSE)", times)
+    for layer in layers:
+        label = f"{layer.name} {type(layer).__name__}"
+        layer.forward = timed(layer.forward, f"{label} forward", times)
+        layer.backward = timed(layer.backward, f"{label} backward", times)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=["dae", "vae"], default="dae")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=400, help="timed steps (after 50 more)")
+    args = parser.parse_args(argv)
+
+    keep_freed_memory()  # as the experiment scripts do
+    model = DenoisingAutoencoder(rng=0) if args.model == "dae" else VAE(rng=0)
+    optimizer = Adam(model.params, lr=1e-3)
+    times: dict[str, list[float]] = defaultdict(list)
+    instrument(model, times)
+    optimizer.step = timed(optimizer.step, "Adam step", times)
+    x = np.random.default_rng(0).random((args.batch_size, 784), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    warmup = 50
+    for i in range(warmup + args.steps):
+        if i == warmup:
+            times.clear()
+        started = time.perf_counter()
+        model.train_step(x, rng)
+        optimizer.step(model.grads)
+        times["step"].append(time.perf_counter() - started)
+
+    step = statistics.median(times.pop("step"))
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    print(f"{args.model}, batch {args.batch_size}: median step {1e3 * step:.3f} ms "
+          f"({args.batch_size / step:,.0f} samples/s), medians over {args.steps} steps\n")
+    for key, seconds in medians.items():
+        print(f"  {key:<34} {1e3 * seconds:8.3f} ms {100 * seconds / step:6.1f}%")
+    dense = sum(s for k, s in medians.items() if " Dense " in k)
+    print(f"\n  {'all Dense layers':<34} {1e3 * dense:8.3f} ms {100 * dense / step:6.1f}%")
+    rest = step - sum(medians.values())
+    label = "the rest (Python, untimed work)"
+    print(f"  {label:<34} {1e3 * rest:8.3f} ms {100 * rest / step:6.1f}%")
+
+
+if __name__ == "__main__":
+    main()
