@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                  # DAE and VAE at batch 32, 128, 512
     python benchmarks/bench_train.py --quick          # a short run (fewer, shorter repeats)
     python benchmarks/bench_train.py --memory --data-dir ../shared/data/mnist
+    python benchmarks/bench_train.py --compare-numpy-adam   # + npnet with Adam(fused=False)
     python benchmarks/bench_train.py --help
 
 A "step" is what :func:`npnet.train.fit` does per mini-batch: ``model.train_step(x, rng)``
@@ -105,8 +106,11 @@ def matmul_gflops(n: int = 2048, repeats: int = 7, backend: str = "numpy") -> fl
 # The models: npnet and their PyTorch twins
 
 
-def npnet_model(name: str, seed: int):
-    """(model, optimizer) as the experiment scripts build them, with their default sizes."""
+def npnet_model(name: str, seed: int, fused: bool | None = None):
+    """(model, optimizer) as the experiment scripts build them, with their default sizes.
+
+    ``fused=False`` makes Adam run as NumPy passes even where numba is installed.
+    """
     from npnet.optim import Adam
 
     if name == "dae":
@@ -117,7 +121,7 @@ def npnet_model(name: str, seed: int):
         from npnet.vae import VAE
 
         model = VAE(rng=seed)
-    return model, Adam(model.params, lr=1e-3)
+    return model, Adam(model.params, lr=1e-3, fused=fused)
 
 
 def npnet_stepper(model, optimizer, seed: int):
@@ -223,6 +227,10 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
         model, optimizer = npnet_model(name, args.seed)
         n_params = sum(p.size for p in model.params.values())
         runners = {"npnet": npnet_stepper(model, optimizer, args.seed)}
+        if args.compare_numpy_adam:
+            runners["numpy_adam"] = npnet_stepper(
+                *npnet_model(name, args.seed, fused=False), args.seed
+            )
         if with_torch:
             runners["torch"], torch_params = torch_stepper(name, args.seed, args.torch_adam)
             if torch_params != n_params:
@@ -247,6 +255,10 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                      for rate, peak in zip(rates["npnet"], peaks, strict=True)]
         row["fraction_of_peak"] = statistics.median(fractions)
         row["fraction_min"], row["fraction_max"] = min(fractions), max(fractions)
+        if args.compare_numpy_adam:
+            speedups = [a / b for a, b in zip(rates["npnet"], rates["numpy_adam"], strict=True)]
+            row["fused_speedup"] = statistics.median(speedups)
+            row["fused_speedup_min"], row["fused_speedup_max"] = min(speedups), max(speedups)
         if with_torch:
             ratios = [a / b for a, b in zip(rates["npnet"], rates["torch"], strict=True)]
             row["ratio"] = statistics.median(ratios)
@@ -264,14 +276,19 @@ def format_row(row: dict, with_torch: bool) -> str:
     if with_torch:
         text += (f" {row['torch_samples_s']:>12,.0f} {row['torch_gflops']:>8.1f} "
                  f"{row['ratio']:>6.2f}x  [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]")
+    if "fused_speedup" in row:
+        text += (f"  {row['fused_speedup']:>5.2f}x [{row['fused_speedup_min']:.2f}-"
+                 f"{row['fused_speedup_max']:.2f}]")
     return text
 
 
-def header(with_torch: bool) -> str:
+def header(with_torch: bool, compare_numpy_adam: bool = False) -> str:
     text = (f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7} "
             f"{'[range]':>7}")
     if with_torch:
         text += f" {'torch smp/s':>12} {'GFLOP/s':>8} {'ratio':>7}  [range]"
+    if compare_numpy_adam:
+        text += "  vs NumPy Adam"
     return text
 
 
@@ -323,6 +340,9 @@ def parse_args(argv=None):
     parser.add_argument("--torch-adam", choices=["default", "loop", "foreach", "fused"],
                         default="default",
                         help="torch.optim.Adam implementation; default is PyTorch's own choice")
+    parser.add_argument("--compare-numpy-adam", action="store_true",
+                        help="also time npnet with Adam(fused=False) in every repeat; the last "
+                        "column is npnet's speed over that")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch threads (default: the number NumPy's BLAS uses)")
     parser.add_argument("--memory", action="store_true",
@@ -355,7 +375,7 @@ def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
     log("samples/s: median over repeats; peak: median of the per-repeat fractions of that "
         "repeat's matmul peak; ratio: median of the per-repeat npnet/PyTorch ratios; "
         "[min-max] over repeats\n")
-    log(header(with_torch))
+    log(header(with_torch, args.compare_numpy_adam))
     for name in args.models:
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
     log(f"load average at end {os.getloadavg()[0]:.2f}")
