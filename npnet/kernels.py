@@ -4,8 +4,8 @@ NumPy evaluates ``m *= beta1`` and ``m += (1 - beta1) * g`` as separate passes, 
 reading and writing every element, so Adam's update rule (:class:`npnet.optim.Adam`) is
 12 passes over every parameter: a quarter of a DAE training step at batch 128. The same
 rule written as one loop, and compiled by numba (https://numba.pydata.org), reads each
-element once, does all the arithmetic in registers and writes it once, about twice as
-fast again as NumPy's fastest passes.
+element once, does all the arithmetic in registers and writes it once: in a DAE training
+step at batch 128 it takes 0.7-0.8 ms where the NumPy passes take 1.6-1.8 ms.
 
 numba is optional (``pip install npnet[fast]``). Without it, npnet runs the NumPy version,
 which stays the reference: ``tests/test_optim.py`` checks that both produce the same bits.
