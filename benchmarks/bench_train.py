@@ -365,7 +365,7 @@ def parse_args(argv=None):
 
 def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
     """Every model and batch size (see :func:`bench_model`); fills ``results``."""
-    peak = matmul_gflops()
+    peak = results["matmul_peak_gflops"] = matmul_gflops()
     if with_torch:
         results["torch_matmul_gflops"] = matmul_gflops(backend="torch")
     log(f"float32 matmul 2048^3: numpy {peak:.1f} GFLOP/s"
@@ -409,6 +409,8 @@ def main(argv=None) -> None:
 
     log("npnet Adam: " + ("one compiled loop (numba " + version("numba") + ")"
                           if numba_available() else "NumPy passes (numba is not installed)"))
+    if args.compare_numpy_adam and not numba_available():
+        log("  note: without numba both npnet columns run the NumPy passes")
     log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         + f", load average at start {os.getloadavg()[0]:.2f}")
     results: dict = {"blas": blas, "threads": threads, "rows": []}
