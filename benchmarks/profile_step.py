@@ -20,12 +20,11 @@ import time
 from collections import defaultdict
 
 import numpy as np
+from bench_train import npnet_model  # the benchmark's models and optimizer, exactly
 
 import npnet.autoencoder
 import npnet.vae
-from npnet.autoencoder import DenoisingAutoencoder
 from npnet.memory import keep_freed_memory
-from npnet.optim import Adam
 from npnet.vae import VAE
 
 
@@ -65,8 +64,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     keep_freed_memory()  # as the experiment scripts do
-    model = DenoisingAutoencoder(rng=0) if args.model == "dae" else VAE(rng=0)
-    optimizer = Adam(model.params, lr=1e-3)
+    model, optimizer = npnet_model(args.model, seed=0)
     times: dict[str, list[float]] = defaultdict(list)
     instrument(model, times)
     optimizer.step = timed(optimizer.step, "Adam step", times)
