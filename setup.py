@@ -9,10 +9,11 @@ setup(
     packages=find_packages(include=["npnet", "npnet.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "numpy>=1.24",
+        "numpy>=1.25",  # Generator.spawn (npnet.parallel)
         "scipy>=1.10",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "threadpoolctl>=3.1",  # one BLAS thread per shard (npnet.parallel)
     ],
     extras_require={
         # Compiled optimizer loop (npnet.kernels): the same numbers, Adam about twice as fast.
