@@ -20,6 +20,7 @@ from .data import MNISTError, load_mnist
 from .kernels import numba_available
 from .memory import keep_freed_memory
 from .optim import SGD, Adam
+from .parallel import DataParallel, available_cores
 from .train import CheckpointMismatch, cosine_decay, fit
 
 __all__ = [
@@ -79,6 +80,11 @@ def add_common_arguments(
                        "run (default: %(default)s)")
     train.add_argument("--momentum", type=float, default=0.9,
                        help="momentum for --optimizer sgd (default: %(default)s)")
+    train.add_argument("--threads", type=positive_int, default=1,
+                       help="split every batch into this many shards, trained on as many "
+                       "threads (npnet.parallel.DataParallel); pays at large batches only, "
+                       f"and changes the noise draws; {available_cores()} cores here "
+                       "(default: %(default)s)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
                        "(default: %(default)s)")
@@ -127,9 +133,13 @@ def make_optimizer(args, params: dict, default_lr: dict[str, float]):
 def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict:
     """:func:`npnet.train.fit` with the script's options; clean exits on Ctrl-C and mismatches."""
     keep_freed_memory()  # each step's arrays reuse the last step's pages (npnet.memory)
+    if args.threads > args.batch_size:
+        sys.exit(f"error: --threads {args.threads} is more than --batch-size "
+                 f"{args.batch_size}: every thread needs at least one image of each batch")
+    trainer = DataParallel(model, args.threads)  # with 1 thread: the model's own train_step
     try:
         return fit(
-            model,
+            trainer,
             optimizer,
             x_train,
             x_eval=x_test,
@@ -146,6 +156,8 @@ def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict
         sys.exit(130)
     except (CheckpointMismatch, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    finally:
+        trainer.close()
 
 
 class Run:

@@ -67,6 +67,34 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
 
 
 @needs_mnist
+def test_dae_trains_in_shards_with_threads_and_refuses_to_resume_with_other_threads(tmp_path):
+    out = tmp_path / "dae"
+    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
+                        "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["threads"] == 2
+    alone = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(tmp_path / "1"))
+    assert alone.returncode == 0, alone.stderr
+    one_thread = json.loads((tmp_path / "1" / "metrics.json").read_text())["history"]
+    # Other noise draws, the same training: the epoch's loss agrees to a few percent.
+    assert metrics["history"]["train_loss"][0] == pytest.approx(
+        one_thread["train_loss"][0], rel=0.05
+    )
+
+    other = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
+                       "--resume", "--epochs", "2", "--threads", "1")
+    assert other.returncode != 0 and "threads" in other.stderr
+    assert "Traceback" not in other.stderr
+
+    too_many = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out / "x"),
+                          "--threads", "64", "--batch-size", "32")
+    assert too_many.returncode != 0 and "--threads 64 is more than --batch-size 32" in (
+        too_many.stderr
+    )
+
+
+@needs_mnist
 def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
     out = tmp_path / "vae"
     result = run_script("vae_interp.py", "--quick", "--no-progress", "--out", str(out),
