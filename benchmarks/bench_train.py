@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --quick          # a short run (fewer, shorter repeats)
     python benchmarks/bench_train.py --memory --data-dir ../shared/data/mnist
     python benchmarks/bench_train.py --compare-numpy-adam   # + npnet with Adam(fused=False)
+    python benchmarks/bench_train.py --shards 2       # + npnet in 2 shards (DataParallel)
     python benchmarks/bench_train.py --help
 
 A "step" is what :func:`npnet.train.fit` does per mini-batch: ``model.train_step(x, rng)``
@@ -48,6 +49,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_PIXELS = 784
 MODELS = ("dae", "vae")
+BLAS_SPIN_S = 0.2
 EXPERIMENTS = {"dae": "experiments/dae_mnist.py", "vae": "experiments/vae_interp.py"}
 
 
@@ -124,12 +126,16 @@ def npnet_model(name: str, seed: int, fused: bool | None = None):
     return model, Adam(model.params, lr=1e-3, fused=fused)
 
 
-def npnet_stepper(model, optimizer, seed: int):
+def npnet_stepper(model, optimizer, seed: int, shards: int = 1):
+    """One training step; with ``shards`` > 1 through npnet.parallel.DataParallel."""
+    from npnet.parallel import DataParallel
+
     rng = np.random.default_rng(seed)
+    trainer = DataParallel(model, shards) if shards > 1 else model
 
     def step(x):
-        model.train_step(x, rng)
-        optimizer.step(model.grads)
+        trainer.train_step(x, rng)
+        optimizer.step(trainer.grads)
 
     return step
 
@@ -231,6 +237,10 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
             runners["numpy_adam"] = npnet_stepper(
                 *npnet_model(name, args.seed, fused=False), args.seed
             )
+        if args.shards > 1:
+            runners["sharded"] = npnet_stepper(
+                *npnet_model(name, args.seed), args.seed, shards=args.shards
+            )
         if with_torch:
             runners["torch"], torch_params = torch_stepper(name, args.seed, args.torch_adam)
             if torch_params != n_params:
@@ -243,6 +253,9 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
         for repeat in range(args.repeats):
             peaks.append(matmul_gflops(repeats=3))
             for key in order if repeat % 2 == 0 else order[::-1]:
+                # OpenBLAS's worker threads spin for a while after a product (about 0.1 s)
+                # before they sleep; let them, so that no measurement inherits a busy core.
+                time.sleep(BLAS_SPIN_S)
                 seconds = time_steps(runners[key], batches, steps[key])
                 rates[key].append(steps[key] * batch / seconds)
         row = {"model": name, "batch": batch, "params": n_params, "steps": steps["npnet"],
@@ -251,18 +264,23 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
             row[f"{key}_samples_s"] = statistics.median(values)
             row[f"{key}_all"] = values
             row[f"{key}_gflops"] = 6 * n_params * row[f"{key}_samples_s"] / 1e9
-        fractions = [6 * n_params * rate / 1e9 / peak
-                     for rate, peak in zip(rates["npnet"], peaks, strict=True)]
-        row["fraction_of_peak"] = statistics.median(fractions)
-        row["fraction_min"], row["fraction_max"] = min(fractions), max(fractions)
+        for key, prefix in (("npnet", ""), ("sharded", "sharded_")):
+            if key not in rates:
+                continue
+            fractions = [6 * n_params * rate / 1e9 / peak
+                         for rate, peak in zip(rates[key], peaks, strict=True)]
+            row[f"{prefix}fraction_of_peak"] = statistics.median(fractions)
+            row[f"{prefix}fraction_min"] = min(fractions)
+            row[f"{prefix}fraction_max"] = max(fractions)
+            if with_torch:
+                ratios = [a / b for a, b in zip(rates[key], rates["torch"], strict=True)]
+                row[f"{prefix}ratio"] = statistics.median(ratios)
+                row[f"{prefix}ratio_min"], row[f"{prefix}ratio_max"] = min(ratios), max(ratios)
         if args.compare_numpy_adam:
             speedups = [a / b for a, b in zip(rates["npnet"], rates["numpy_adam"], strict=True)]
             row["fused_speedup"] = statistics.median(speedups)
             row["fused_speedup_min"], row["fused_speedup_max"] = min(speedups), max(speedups)
         if with_torch:
-            ratios = [a / b for a, b in zip(rates["npnet"], rates["torch"], strict=True)]
-            row["ratio"] = statistics.median(ratios)
-            row["ratio_min"], row["ratio_max"] = min(ratios), max(ratios)
             row["ratio_of_medians"] = row["npnet_samples_s"] / row["torch_samples_s"]
         rows.append(row)
         log(format_row(row, with_torch))
@@ -276,17 +294,27 @@ def format_row(row: dict, with_torch: bool) -> str:
     if with_torch:
         text += (f" {row['torch_samples_s']:>12,.0f} {row['torch_gflops']:>8.1f} "
                  f"{row['ratio']:>6.2f}x  [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]")
+    if "sharded_samples_s" in row:
+        median = 100 * row["sharded_fraction_of_peak"]
+        low, high = 100 * row["sharded_fraction_min"], 100 * row["sharded_fraction_max"]
+        text += f"  {row['sharded_samples_s']:>12,.0f} {median:>6.1f}% [{low:.0f}-{high:.0f}]"
+        if with_torch:
+            text += (f" {row['sharded_ratio']:>6.2f}x  [{row['sharded_ratio_min']:.2f}-"
+                     f"{row['sharded_ratio_max']:.2f}]")
     if "fused_speedup" in row:
         text += (f"  {row['fused_speedup']:>5.2f}x [{row['fused_speedup_min']:.2f}-"
                  f"{row['fused_speedup_max']:.2f}]")
     return text
 
 
-def header(with_torch: bool, compare_numpy_adam: bool = False) -> str:
+def header(with_torch: bool, compare_numpy_adam: bool = False, shards: int = 1) -> str:
     text = (f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7} "
             f"{'[range]':>7}")
     if with_torch:
         text += f" {'torch smp/s':>12} {'GFLOP/s':>8} {'ratio':>7}  [range]"
+    if shards > 1:
+        text += f"  {shards} shards: smp/s     peak [range]"
+        text += "  ratio  [range]" if with_torch else ""
     if compare_numpy_adam:
         text += "  vs NumPy Adam"
     return text
@@ -343,6 +371,9 @@ def parse_args(argv=None):
     parser.add_argument("--compare-numpy-adam", action="store_true",
                         help="also time npnet with Adam(fused=False) in every repeat; the last "
                         "column is npnet's speed over that")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="also time npnet training in this many shards on as many threads "
+                        "(npnet.parallel.DataParallel) in every repeat: extra columns")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch threads (default: the number NumPy's BLAS uses)")
     parser.add_argument("--memory", action="store_true",
@@ -358,8 +389,8 @@ def parse_args(argv=None):
     args.memory = args.memory or args.memory_only
     if args.quick:
         args.repeats, args.min_time, args.warmup = 3, 0.3, 0.3
-    if args.repeats < 1 or args.min_time <= 0 or min(args.batch_sizes) < 1:
-        parser.error("--repeats, --min-time and --batch-sizes must be positive")
+    if args.repeats < 1 or args.min_time <= 0 or min(args.batch_sizes) < 1 or args.shards < 1:
+        parser.error("--repeats, --min-time, --batch-sizes and --shards must be positive")
     return args
 
 
@@ -375,7 +406,7 @@ def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
     log("samples/s: median over repeats; peak: median of the per-repeat fractions of that "
         "repeat's matmul peak; ratio: median of the per-repeat npnet/PyTorch ratios; "
         "[min-max] over repeats\n")
-    log(header(with_torch, args.compare_numpy_adam))
+    log(header(with_torch, args.compare_numpy_adam, args.shards))
     for name in args.models:
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
     log(f"load average at end {os.getloadavg()[0]:.2f}")
