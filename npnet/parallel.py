@@ -18,12 +18,11 @@ When it is faster. NumPy's BLAS (OpenBLAS) already spreads every matrix product 
 cores, but the elementwise work (activations, noise, losses) runs on one core, and the
 threads of one product wait for each other many times per product. Shards give every core a
 whole forward and backward pass, elementwise work included, with one synchronisation per
-step; BLAS is held to one thread per shard meanwhile (threadpoolctl). That pays at large
-batches and not at small ones, where two half-batch passes side by side are slower than one
-whole-batch pass with a two-thread BLAS. On the 2-core machine of ``benchmarks/README.md``,
-a DAE step took 16.8-19.7 ms with 2 shards against 17.6-22.6 ms without at batch 512, and
-6.4-7.1 ms against 5.4-5.8 ms at batch 128 (8.5 ms when the machine was in its slow mode).
-So it is an option (``--threads`` in the experiment scripts), off by default.
+step; BLAS is held to one thread per shard meanwhile (threadpoolctl). At batch 512 that made
+a training step about as fast as one thread with a two-thread BLAS, and faster when the
+benchmark machine was in its slow mode; at batch 128 it was slower (``benchmarks/README.md``,
+``docs/09-data-parallel.md``). So it is an option (``--threads`` in the experiment scripts),
+off by default.
 
 What changes. The shards draw their noise from different random generators (shard 0 from
 the step's generator, the others from generators spawned from it), so a run with K threads
@@ -155,8 +154,8 @@ class DataParallel:
     def _combine_gradients(self, weights: list[float]) -> None:
         """grads[key] <- sum_k w_k grads_k[key] for every key, into replica 0's arrays.
 
-        In this thread: the sums are bound by memory bandwidth, and threads did not make
-        them faster (0.40 ms against 0.38 ms for the DAE's 940,000 parameters).
+        In this thread: the sums are bound by memory bandwidth, and splitting them over the
+        threads made them slower (0.44 ms against 0.24 ms for the DAE's 940,000 parameters).
         """
         equal = all(w == weights[0] for w in weights)
         for key, total in self.module.grads.items():
