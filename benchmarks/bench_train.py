@@ -104,6 +104,28 @@ def matmul_gflops(n: int = 2048, repeats: int = 7, backend: str = "numpy") -> fl
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def midsize_matmul_gflops(repeats: int = 30) -> float:
+    """Median GFLOP/s of a (512, 784) @ (784, 512) float32 product: the first DAE layer's.
+
+    It tells the machine's two speeds apart (benchmarks/README.md): products of this size
+    drop by about a fifth in the slow mode, while the 2048^3 product behind the peak does not.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.random((512, 784), dtype=np.float32)
+    b = rng.random((784, 512), dtype=np.float32)
+    out = np.empty((512, 512), dtype=np.float32)
+    np.matmul(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - started)
+    return 2 * 512 * 784 * 512 / statistics.median(times) / 1e9
+
+
+FAST_MODE = 0.9  # a repeat is "fast" when the mid-size product runs at >= 90% of the peak
+
+
 # --------------------------------------------------------------------------------------------
 # The models: npnet and their PyTorch twins
 
@@ -248,10 +270,11 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                     f"{torch_params} in PyTorch")
         steps = {k: calibrate(s, batches, args.warmup, args.min_time) for k, s in runners.items()}
         rates: dict[str, list[float]] = {k: [] for k in runners}
-        peaks = []
+        peaks, probes = [], []
         order = list(runners)
         for repeat in range(args.repeats):
             peaks.append(matmul_gflops(repeats=3))
+            probes.append(midsize_matmul_gflops())
             for key in order if repeat % 2 == 0 else order[::-1]:
                 # OpenBLAS's worker threads spin for a while after a product (about 0.1 s)
                 # before they sleep; let them, so that no measurement inherits a busy core.
@@ -259,7 +282,7 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                 seconds = time_steps(runners[key], batches, steps[key])
                 rates[key].append(steps[key] * batch / seconds)
         row = {"model": name, "batch": batch, "params": n_params, "steps": steps["npnet"],
-               "peak_gflops_all": peaks}
+               "peak_gflops_all": peaks, "midsize_gflops_all": probes}
         for key, values in rates.items():
             row[f"{key}_samples_s"] = statistics.median(values)
             row[f"{key}_all"] = values
@@ -276,6 +299,19 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                 ratios = [a / b for a, b in zip(rates[key], rates["torch"], strict=True)]
                 row[f"{prefix}ratio"] = statistics.median(ratios)
                 row[f"{prefix}ratio_min"], row[f"{prefix}ratio_max"] = min(ratios), max(ratios)
+        fast = [probe >= FAST_MODE * peak for probe, peak in zip(probes, peaks, strict=True)]
+        row["fast_repeats"] = sum(fast)
+        for mode, wanted in (("fast", True), ("slow", False)):
+            chosen = [i for i, is_fast in enumerate(fast) if is_fast == wanted]
+            if not chosen:
+                continue
+            row[f"{mode}_fraction_of_peak"] = statistics.median(
+                6 * n_params * rates["npnet"][i] / 1e9 / peaks[i] for i in chosen
+            )
+            if with_torch:
+                row[f"{mode}_ratio"] = statistics.median(
+                    rates["npnet"][i] / rates["torch"][i] for i in chosen
+                )
         if args.compare_numpy_adam:
             speedups = [a / b for a, b in zip(rates["npnet"], rates["numpy_adam"], strict=True)]
             row["fused_speedup"] = statistics.median(speedups)
@@ -284,6 +320,7 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
             row["ratio_of_medians"] = row["npnet_samples_s"] / row["torch_samples_s"]
         rows.append(row)
         log(format_row(row, with_torch))
+        log(format_modes(row, args.repeats))
     return rows
 
 
@@ -305,6 +342,18 @@ def format_row(row: dict, with_torch: bool) -> str:
         text += (f"  {row['fused_speedup']:>5.2f}x [{row['fused_speedup_min']:.2f}-"
                  f"{row['fused_speedup_max']:.2f}]")
     return text
+
+
+def format_modes(row: dict, repeats: int) -> str:
+    """The row's medians over the repeats in the machine's fast mode and in its slow mode."""
+    parts = []
+    for mode, count in (("fast", row["fast_repeats"]), ("slow", repeats - row["fast_repeats"])):
+        if count:
+            text = f"{mode} mode {count}/{repeats}: {100 * row[f'{mode}_fraction_of_peak']:.1f}%"
+            if f"{mode}_ratio" in row:
+                text += f", {row[f'{mode}_ratio']:.2f}x"
+            parts.append(text)
+    return "             " + "; ".join(parts)
 
 
 def header(with_torch: bool, compare_numpy_adam: bool = False, shards: int = 1) -> str:
@@ -405,7 +454,9 @@ def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
         f"npnet{' and of PyTorch' if with_torch else ''} (after {args.warmup:g} s of warm-up)")
     log("samples/s: median over repeats; peak: median of the per-repeat fractions of that "
         "repeat's matmul peak; ratio: median of the per-repeat npnet/PyTorch ratios; "
-        "[min-max] over repeats\n")
+        "[min-max] over repeats")
+    log(f"second line: the same medians over the repeats in which a 512 x 784 @ 784 x 512 "
+        f"product ran at >= {FAST_MODE:.0%} of the peak (fast mode) and the others (slow)\n")
     log(header(with_torch, args.compare_numpy_adam, args.shards))
     for name in args.models:
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
