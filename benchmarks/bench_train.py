@@ -22,7 +22,9 @@ matmul peak, then at least ``--min-time`` seconds of npnet steps and of PyTorch 
 of the two goes first alternates). A shared virtual machine's speed drifts by tens of percent
 within seconds, so the fraction of peak and the npnet/PyTorch ratio are computed within each
 repeat, from measurements a second apart, and the script prints their medians over the
-repeats with their range.
+repeats with their range. Each repeat also times a 512 x 784 @ 784 x 512 product, which runs
+about a fifth slower when the machine is in its slow mode (benchmarks/README.md); a second
+line per row gives the medians over the fast-mode and the slow-mode repeats apart.
 
 ``--memory`` runs each full experiment (``experiments/dae_mnist.py``,
 ``experiments/vae_interp.py``, a few minutes each) as a child process and reports its peak
