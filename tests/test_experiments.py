@@ -24,6 +24,13 @@ def run_script(name, *args):
     )
 
 
+def quick_run(name, out, *args):
+    """A ``--quick --no-progress`` run into ``out`` that must succeed; its metrics.json."""
+    result = run_script(name, "--quick", "--no-progress", "--out", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
 @pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
 def test_help_explains_the_options(name):
     result = run_script(name, "--help")
@@ -43,12 +50,10 @@ def test_missing_data_is_a_clear_error(tmp_path):
 @needs_mnist
 def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
     out = tmp_path / "dae"
-    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    metrics = quick_run("dae_mnist.py", out)
     for name in ("residuals_shared_scale.png", "residuals_own_scale.png", "examples.png",
                  "training_curves.png", "model.npz", "checkpoint.npz"):
         assert (out / name).stat().st_size > 0, name
-    metrics = json.loads((out / "metrics.json").read_text())
     ratios = metrics["residual_pca"]["explained_variance_ratio"]
     assert len(ratios) == 5 and ratios == sorted(ratios, reverse=True) and sum(ratios) < 1
     errors = metrics["test_squared_error_per_image"]
@@ -69,14 +74,9 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
 @needs_mnist
 def test_dae_trains_in_shards_with_threads_and_refuses_to_resume_with_other_threads(tmp_path):
     out = tmp_path / "dae"
-    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
-                        "--threads", "2")
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = quick_run("dae_mnist.py", out, "--threads", "2")
     assert metrics["settings"]["threads"] == 2
-    alone = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(tmp_path / "1"))
-    assert alone.returncode == 0, alone.stderr
-    one_thread = json.loads((tmp_path / "1" / "metrics.json").read_text())["history"]
+    one_thread = quick_run("dae_mnist.py", tmp_path / "1")["history"]
     # Other noise draws, the same training: the epoch's loss agrees to a few percent.
     assert metrics["history"]["train_loss"][0] == pytest.approx(
         one_thread["train_loss"][0], rel=0.05
@@ -97,14 +97,11 @@ def test_dae_trains_in_shards_with_threads_and_refuses_to_resume_with_other_thre
 @needs_mnist
 def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
     out = tmp_path / "vae"
-    result = run_script("vae_interp.py", "--quick", "--no-progress", "--out", str(out),
-                        "--latent", "2")
-    assert result.returncode == 0, result.stderr
+    metrics = quick_run("vae_interp.py", out, "--latent", "2")
     for name in ("interpolation_same_digit.png", "interpolation_different_digits.png",
                  "prior_samples.png", "reconstructions.png", "training_curves.png",
                  "latent_scatter.png", "latent_manifold.png"):
         assert (out / name).stat().st_size > 0, name
-    metrics = json.loads((out / "metrics.json").read_text())
     nats = metrics["test_nats_per_image"]
     assert nats["negative_elbo"] == pytest.approx(nats["reconstruction"] + nats["kl"])
     same, different = metrics["pairs"]["same_digit"], metrics["pairs"]["different_digits"]
