@@ -82,8 +82,9 @@ def add_common_arguments(
                        help="momentum for --optimizer sgd (default: %(default)s)")
     train.add_argument("--threads", type=positive_int, default=1,
                        help="split every batch into this many shards, trained on as many "
-                       "threads (npnet.parallel.DataParallel); pays at large batches only, "
-                       f"and changes the noise draws; {available_cores()} cores here "
+                       "threads (npnet.parallel.DataParallel); it pays at large batches, or "
+                       "where BLAS's own threads are slow (docs chapter 9), and changes the "
+                       f"noise draws; {available_cores()} cores here "
                        "(default: %(default)s)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
