@@ -20,9 +20,9 @@ threads of one product wait for each other many times per product. Shards give e
 whole forward and backward pass, elementwise work included, with one synchronisation per
 step; BLAS is held to one thread per shard meanwhile (threadpoolctl). At batch 512 that made
 a training step about as fast as one thread with a two-thread BLAS, and faster when the
-benchmark machine was in its slow mode; at batch 128 it was slower (``benchmarks/README.md``,
-``docs/09-data-parallel.md``). So it is an option (``--threads`` in the experiment scripts),
-off by default.
+benchmark machine was in its slow mode; at batch 128 it was slower in the fast mode and
+faster in the slow one (``benchmarks/README.md``, ``docs/09-data-parallel.md``). So it is an
+option (``--threads`` in the experiment scripts), off by default.
 
 What changes. The shards draw their noise from different random generators (shard 0 from
 the step's generator, the others from generators spawned from it), so a run with K threads
