@@ -78,21 +78,24 @@ def blas_info() -> dict:
     return {"library": "unknown", "num_threads": os.cpu_count() or 1}
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 7, backend: str = "numpy") -> float:
-    """Median GFLOP/s of an (n, n) @ (n, n) float32 product (2 n^3 flops)."""
+def matmul_gflops(
+    shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 7, backend: str = "numpy"
+) -> float:
+    """Median GFLOP/s of an (m, k) @ (k, n) float32 product (2 m k n flops), shape = (m, k, n)."""
+    m, k, n = shape
     rng = np.random.default_rng(0)
-    a = rng.random((n, n), dtype=np.float32)
-    b = rng.random((n, n), dtype=np.float32)
+    a = rng.random((m, k), dtype=np.float32)
+    b = rng.random((k, n), dtype=np.float32)
     if backend == "torch":
         import torch
 
         a, b = torch.from_numpy(a), torch.from_numpy(b)
-        out = torch.empty((n, n))
+        out = torch.empty((m, n))
 
         def product():
             torch.matmul(a, b, out=out)
     else:
-        out = np.empty((n, n), dtype=np.float32)
+        out = np.empty((m, n), dtype=np.float32)
 
         def product():
             np.matmul(a, b, out=out)
@@ -103,28 +106,13 @@ def matmul_gflops(n: int = 2048, repeats: int = 7, backend: str = "numpy") -> fl
         started = time.perf_counter()
         product()
         times.append(time.perf_counter() - started)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * m * k * n / statistics.median(times) / 1e9
 
 
-def midsize_matmul_gflops(repeats: int = 30) -> float:
-    """Median GFLOP/s of a (512, 784) @ (784, 512) float32 product: the first DAE layer's.
-
-    It tells the machine's two speeds apart (benchmarks/README.md): products of this size
-    drop by about a fifth in the slow mode, while the 2048^3 product behind the peak does not.
-    """
-    rng = np.random.default_rng(0)
-    a = rng.random((512, 784), dtype=np.float32)
-    b = rng.random((784, 512), dtype=np.float32)
-    out = np.empty((512, 512), dtype=np.float32)
-    np.matmul(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        np.matmul(a, b, out=out)
-        times.append(time.perf_counter() - started)
-    return 2 * 512 * 784 * 512 / statistics.median(times) / 1e9
-
-
+# The first DAE layer's product. It tells the machine's two speeds apart
+# (benchmarks/README.md): products of this size drop by about a fifth in the slow mode, while
+# the 2048^3 product behind the peak does not.
+MIDSIZE = (512, 784, 512)
 FAST_MODE = 0.9  # a repeat is "fast" when the mid-size product runs at >= 90% of the peak
 
 
@@ -276,7 +264,7 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
         order = list(runners)
         for repeat in range(args.repeats):
             peaks.append(matmul_gflops(repeats=3))
-            probes.append(midsize_matmul_gflops())
+            probes.append(matmul_gflops(MIDSIZE, repeats=30))
             for key in order if repeat % 2 == 0 else order[::-1]:
                 # OpenBLAS's worker threads spin for a while after a product (about 0.1 s)
                 # before they sleep; let them, so that no measurement inherits a busy core.
