@@ -22,12 +22,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from .kernels import adam_kernel, numba_available
+from .placement import zeros_alongside
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 class Optimizer(ABC):
     """Base class: holds references to the parameter arrays and per-parameter state."""
+
+    # The names of the arrays each parameter's state holds, e.g. ("m", "v").
+    state_slots: tuple[str, ...] = ()
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
         if not params:
@@ -60,6 +64,21 @@ class Optimizer(ABC):
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         """Update ``param`` in place from ``grad`` (the rule that defines the optimizer)."""
 
+    def _state_of(self, name: str) -> dict[str, np.ndarray]:
+        """The state of parameter ``name``, created as zeros on first use.
+
+        The update reads each state array in the same loop as the parameter and its
+        gradient (streams 0 and 1), so the arrays are placed as streams 2, 3, ... beside
+        the parameter (:func:`npnet.placement.zeros_alongside`).
+        """
+        if name not in self.state:  # (not setdefault: its default would be built every step)
+            param = self.params[name]
+            self.state[name] = {
+                slot: zeros_alongside(param, stream=2 + i)
+                for i, slot in enumerate(self.state_slots)
+            }
+        return self.state[name]
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat ``{"<slot>/<param name>": array, "steps": array}``, ready for an .npz file."""
         flat = {"steps": np.array(self.steps)}
@@ -78,12 +97,17 @@ class Optimizer(ABC):
             slot, _, name = key.partition("/")
             if name not in self.params:
                 raise KeyError(f"optimizer state for unknown parameter {name!r}")
+            if slot not in self.state_slots:
+                raise KeyError(
+                    f"optimizer state {key!r}: {type(self).__name__} keeps "
+                    f"{list(self.state_slots)}, not {slot!r}; was it saved by another optimizer?"
+                )
             if value.shape != self.params[name].shape:
                 raise ValueError(
                     f"optimizer state {key!r} has shape {value.shape}, parameter "
                     f"{name!r} has {self.params[name].shape}"
                 )
-            self.state.setdefault(name, {})[slot] = value.astype(self.params[name].dtype)
+            self._state_of(name)[slot][...] = value  # into the placed arrays, cast on copy
 
 
 class SGD(Optimizer):
@@ -99,6 +123,8 @@ class SGD(Optimizer):
 
     With mu = 0 this is plain SGD, ``w <- w - lr g``.
     """
+
+    state_slots = ("velocity",)
 
     def __init__(
         self,
@@ -125,9 +151,7 @@ class SGD(Optimizer):
         if self.momentum == 0:
             param -= self.lr * grad
             return
-        if name not in self.state:  # (not setdefault: its default would be built every step)
-            self.state[name] = {"velocity": np.zeros_like(param)}
-        velocity = self.state[name]["velocity"]
+        velocity = self._state_of(name)["velocity"]
         velocity *= self.momentum
         velocity += grad
         if self.nesterov:
@@ -152,6 +176,8 @@ class Adam(Optimizer):
     one compiled loop per parameter (True, needs numba: :mod:`npnet.kernels`), which gives
     the same numbers about twice as fast. None (the default) fuses when numba is installed.
     """
+
+    state_slots = ("m", "v")
 
     def __init__(
         self,
@@ -182,9 +208,8 @@ class Adam(Optimizer):
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
             grad = grad + self.weight_decay * param
-        if name not in self.state:  # (not setdefault: its default would be built every step)
-            self.state[name] = {"m": np.zeros_like(param), "v": np.zeros_like(param)}
-        m, v = self.state[name]["m"], self.state[name]["v"]
+        state = self._state_of(name)
+        m, v = state["m"], state["v"]
         t = self.steps
         # Fold both bias corrections into the step size (as the paper's end of section 2
         # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
