@@ -68,7 +68,7 @@ def aligned_zeros(shape, dtype=np.float32, offset: int = 0) -> np.ndarray:
     shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes >= HUGE_FROM_BYTES:
-        raw, boundary = _huge_page_region(offset + nbytes)
+        raw, boundary = _huge_page_region(offset + nbytes), HUGE_PAGE_BYTES
     else:
         raw, boundary = np.zeros(PAGE_BYTES + offset + nbytes, dtype=np.uint8), PAGE_BYTES
     start = -raw.ctypes.data % boundary + offset  # the first boundary in raw, plus offset
@@ -89,13 +89,13 @@ def zeros_alongside(like: np.ndarray, stream: int) -> np.ndarray:
     return aligned_zeros(like.shape, like.dtype, offset)
 
 
-def _huge_page_region(nbytes: int) -> tuple[np.ndarray, int]:
-    """Fresh zeroed memory holding ``nbytes`` after a 2 MiB boundary, as bytes, and that
-    boundary's size. Falls back to a NumPy array where anonymous mmap is missing."""
+def _huge_page_region(nbytes: int) -> np.ndarray:
+    """Fresh zeroed bytes with room for ``nbytes`` after their first 2 MiB boundary. Falls
+    back to a NumPy array where anonymous mmap is missing."""
     size = (math.ceil(nbytes / HUGE_PAGE_BYTES) + 1) * HUGE_PAGE_BYTES  # +1: room to align
     anonymous = getattr(mmap, "MAP_ANONYMOUS", None)
     if anonymous is None or not hasattr(mmap, "MAP_PRIVATE"):  # Windows
-        return np.zeros(size, dtype=np.uint8), HUGE_PAGE_BYTES
+        return np.zeros(size, dtype=np.uint8)
     # Private anonymous memory: zero-filled, and (unlike shared memory) eligible for
     # transparent huge pages when the system's setting is "madvise" or "always".
     region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | anonymous)
@@ -103,4 +103,4 @@ def _huge_page_region(nbytes: int) -> tuple[np.ndarray, int]:
         region.madvise(mmap.MADV_HUGEPAGE)
     except (AttributeError, OSError):  # no such advice here: 4 KiB pages, same offsets
         pass
-    return np.frombuffer(region, dtype=np.uint8), HUGE_PAGE_BYTES
+    return np.frombuffer(region, dtype=np.uint8)
