@@ -24,7 +24,7 @@ this decides addresses, not values.
 
 Measured on the project's 2-core VM (``benchmarks/bench_placement.py``, one process
 alternating between these arrays and plain copies of them): at batch 128, Adam's step took
-18-36% less time and the whole training step 3-9% less (DAE and VAE); at batch 512, where
+18-42% less time and the whole training step 3-10% less (DAE and VAE); at batch 512, where
 the matrix products dominate, the step took 1-3% less. ``benchmarks/README.md`` has the runs.
 """
 
