@@ -26,7 +26,7 @@ from npnet.layers import Dense
 from npnet.memory import keep_freed_memory
 
 
-def streams(model, optimizer) -> list[tuple[Dense, str, str]]:
+def parameters(model) -> list[tuple[Dense, str, str]]:
     """(layer, key, parameter name) for every parameter of every Dense layer."""
     layers = [layer for layer in [*model.encoder.layers, *model.decoder.layers]
               if isinstance(layer, Dense)]
@@ -42,7 +42,7 @@ def arrays_of(layer, key, name, optimizer) -> list[np.ndarray]:
 def use(arrangement: list[list[np.ndarray]], model, optimizer) -> None:
     """Make ``arrangement`` (one list per parameter, as ``arrays_of``) the live arrays,
     with the values of the arrays live until now."""
-    for (layer, key, name), target in zip(streams(model, optimizer), arrangement, strict=True):
+    for (layer, key, name), target in zip(parameters(model), arrangement, strict=True):
         for live, new in zip(arrays_of(layer, key, name, optimizer), target, strict=True):
             if new is not live:
                 new[...] = live
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     model.train_step(x, rng)
     optimizer.step(model.grads)  # creates the optimizer's state
-    placed = [arrays_of(*s, optimizer) for s in streams(model, optimizer)]
+    placed = [arrays_of(*p, optimizer) for p in parameters(model)]
     plain = [[np.copy(a) for a in arrays] for arrays in placed]
 
     def block(steps: int) -> tuple[float, float]:
