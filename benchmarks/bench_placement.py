@@ -59,6 +59,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=20, help="pairs of blocks")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per block")
     args = parser.parse_args(argv)
+    for option in ("batch_size", "rounds", "steps"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1")
 
     keep_freed_memory()  # as the experiment scripts do
     model, optimizer = npnet_model(args.model, seed=0)
