@@ -6,10 +6,11 @@ element i of each: the parameter ``w``, its gradient ``g`` and the optimizer's t
 runs depends on where the four arrays start, for two reasons:
 
 * **4 KiB aliasing.** A CPU compares the low 12 bits of a load's address with those of the
-  stores still waiting to be written, to find loads that must wait for a store. Arrays that
-  start at the same offset within a 4 KiB page give every load a match a few elements back
-  in another array: false dependencies, and the loop stalls. The caches are indexed by the
-  same bits, so those arrays also compete for the same cache sets.
+  stores still waiting to be written, to find loads that must wait for a store. When the
+  arrays start at nearly the same offset within a 4 KiB page, a load from one array matches
+  the recent stores to another, element i against element i or a few elements away: false
+  dependencies, and the loop stalls. The caches are indexed by the same bits, so those
+  arrays also compete for the same cache sets.
 * **Pages.** With 4 KiB pages, which cache sets an array uses beyond its page's first 4 KiB
   depends on which physical pages the kernel happened to give it, so the loop's speed
   changed from one run to the next (0.3 to 0.9 ns per element). A 2 MiB *huge* page is
