@@ -47,8 +47,10 @@ def extract_base(revision: str, into: Path) -> None:
         detail = getattr(error, "stderr", b"") or b""
         sys.exit(f"ab_step.py: cannot read npnet/ at revision {revision!r} with git archive: "
                  f"{detail.decode().strip() or error}. Give --base a commit of this repository.")
+    # Our own repository's files; the "data" filter where this Python has it (3.10.12+).
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        tar.extractall(into, **safe)
     package = into / "npnet_base"
     (into / "npnet").rename(package)
     # The package imports itself relatively, except a few absolute ``npnet.`` imports.
