@@ -52,6 +52,15 @@ class Optimizer(ABC):
                 f"unexpected: {extra}); pass model.grads of the model the optimizer was "
                 "built on"
             )
+        for name, param in self.params.items():
+            # The compiled update walks the flat arrays by the parameter's size: a smaller
+            # gradient would be read past its end, and NumPy would broadcast a (1, D) one.
+            if np.shape(grads[name]) != param.shape:
+                raise ValueError(
+                    f"gradient {name!r} has shape {np.shape(grads[name])}, but the parameter "
+                    f"has shape {param.shape}; pass model.grads of the model the optimizer "
+                    "was built on"
+                )
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update to every parameter, in place."""
@@ -88,9 +97,16 @@ class Optimizer(ABC):
         return flat
 
     def load_state_dict(self, flat: Mapping[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned (the inverse, checked)."""
-        self.steps = int(flat["steps"])
-        self.state = {}
+        """Restore what :meth:`state_dict` returned (the inverse, checked).
+
+        Everything is checked before anything is changed: on an error the optimizer keeps
+        the state it had.
+        """
+        if "steps" not in flat:
+            raise KeyError(
+                "optimizer state has no 'steps' entry; pass what state_dict() returned"
+            )
+        loaded: list[tuple[str, str, np.ndarray]] = []
         for key, value in flat.items():
             if key == "steps":
                 continue
@@ -102,11 +118,16 @@ class Optimizer(ABC):
                     f"optimizer state {key!r}: {type(self).__name__} keeps "
                     f"{list(self.state_slots)}, not {slot!r}; was it saved by another optimizer?"
                 )
+            value = np.asarray(value)
             if value.shape != self.params[name].shape:
                 raise ValueError(
                     f"optimizer state {key!r} has shape {value.shape}, parameter "
                     f"{name!r} has {self.params[name].shape}"
                 )
+            loaded.append((slot, name, value))
+        self.steps = int(flat["steps"])
+        self.state = {}
+        for slot, name, value in loaded:
             self._state_of(name)[slot][...] = value  # into the placed arrays, cast on copy
 
 

@@ -140,6 +140,56 @@ def test_mismatched_gradients_are_a_clear_error():
         opt.step({"v": np.ones(2)})
 
 
+OPTIMIZERS = [
+    (SGD, {}),
+    (SGD, {"momentum": 0.9}),
+    (Adam, {"fused": False}),
+    pytest.param(
+        Adam, {"fused": True},
+        marks=pytest.mark.skipif(not numba_available(), reason="numba not installed"),
+    ),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS)
+@pytest.mark.parametrize("grad_shape", [(1, 3), (3,), (2, 3), (12,)])
+def test_a_gradient_of_another_shape_is_refused_before_any_update(cls, kwargs, grad_shape):
+    """A (1, 3) gradient would broadcast over a (4, 3) parameter, and the compiled loop
+    would read a smaller one past its end: both must be an error that changes nothing."""
+    params = {"a": np.ones((2, 2)), "w": np.ones((4, 3))}
+    before = {k: v.copy() for k, v in params.items()}
+    opt = cls(params, lr=0.1, **kwargs)
+    with pytest.raises(ValueError, match=r"gradient 'w' has shape .*\(4, 3\)"):
+        opt.step({"a": np.ones((2, 2)), "w": np.ones(grad_shape)})
+    for name, value in params.items():
+        np.testing.assert_array_equal(value, before[name])
+    assert opt.steps == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"m/a": np.ones(2), "v/a": np.ones(2), "m/b": np.ones(5), "steps": np.array(99)},
+        {"m/a": np.ones(2), "v/a": np.ones(2), "x/b": np.ones(3), "steps": np.array(99)},
+        {"m/a": np.ones(2), "v/a": np.ones(2), "m/nope": np.ones(3), "steps": np.array(99)},
+        {"m/a": np.ones(2), "v/a": np.ones(2)},
+    ],
+    ids=["wrong shape", "unknown slot", "unknown parameter", "no steps"],
+)
+def test_a_bad_state_dict_leaves_the_optimizer_as_it_was(bad):
+    params = {"a": np.array([1.0, 2.0]), "b": np.array([1.0, 2.0, 3.0])}
+    opt = Adam(params, lr=0.1)
+    for g in (0.5, -0.25):
+        opt.step({"a": np.full(2, g), "b": np.full(3, g)})
+    saved = {k: v.copy() for k, v in opt.state_dict().items()}
+    with pytest.raises((KeyError, ValueError)):
+        opt.load_state_dict(bad)
+    after = opt.state_dict()
+    assert after.keys() == saved.keys()
+    for key, value in saved.items():
+        np.testing.assert_array_equal(after[key], value)
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"lr": 0}, {"lr": 0.1, "momentum": 1.0}, {"lr": 0.1, "nesterov": True}]
 )
