@@ -41,16 +41,22 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
             f"numerical gradients need float64 arrays (got {x.dtype}): a float32 loss "
             "difference over a step of 1e-5 keeps almost no significant digits"
         )
-    grad = np.zeros_like(x)
-    flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)  # views: writing them writes x, grad
-    for i in range(flat_x.size):
-        original = flat_x[i]
-        flat_x[i] = original + h
+    if not x.flags.writeable:
+        raise ValueError(
+            "numerical_gradient perturbs x in place, but this array is read-only; pass the "
+            "array that f() reads, made writeable"
+        )
+    grad = np.zeros(x.shape, dtype=np.float64)
+    # Index x itself, entry by entry: x may be a view with any strides (W.T of tied
+    # weights, say), and x.reshape(-1) would then be a copy that f() never reads.
+    for i in np.ndindex(x.shape):
+        original = x[i]
+        x[i] = original + h
         f_plus = f()
-        flat_x[i] = original - h
+        x[i] = original - h
         f_minus = f()
-        flat_x[i] = original
-        flat_grad[i] = (f_plus - f_minus) / (2 * h)
+        x[i] = original
+        grad[i] = (f_plus - f_minus) / (2 * h)
     return grad
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import batches
 
 from npnet.gradcheck import numerical_gradient, relative_error
@@ -15,6 +16,30 @@ def test_numerical_gradient_of_a_known_function(x):
     numeric = numerical_gradient(lambda: float(np.sum(np.sin(x) * x**2)), x)
     np.testing.assert_allclose(numeric, np.cos(x) * x**2 + 2 * x * np.sin(x), atol=1e-8)
     np.testing.assert_array_equal(x, original)  # restored exactly
+
+
+VIEWS = {  # views that are not C-contiguous, as tied weights (W.T) give
+    "transpose": lambda a: a.T,
+    "every other column": lambda a: a[:, ::2],
+    "reversed": lambda a: a[::-1, ::-1],
+}
+
+
+@given(x=batches(), view=st.sampled_from(sorted(VIEWS)))
+def test_numerical_gradient_through_a_strided_view(x, view):
+    """f reads a base array; perturbing a strided view of it must perturb what f reads."""
+    base = x.copy()
+    numeric = numerical_gradient(lambda: float(np.sum(np.sin(base) * base**2)), VIEWS[view](base))
+    expected = np.cos(base) * base**2 + 2 * base * np.sin(base)
+    np.testing.assert_allclose(numeric, VIEWS[view](expected), atol=1e-8)
+    np.testing.assert_array_equal(base, x)  # restored exactly
+
+
+def test_numerical_gradient_refuses_a_read_only_array():
+    x = np.zeros(3)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        numerical_gradient(lambda: 0.0, x)
 
 
 def test_numerical_gradient_refuses_float32():
