@@ -132,14 +132,15 @@ def fit(
                     done = (epoch * steps_per_epoch + step - 1) / (epochs * steps_per_epoch)
                     optimizer.lr = base_lr * lr_schedule(done)
                 losses = model.train_step(x_train[indices], rng)
+                if not np.isfinite(losses["loss"]):  # before the step: keep the parameters
+                    raise FloatingPointError(
+                        f"the loss became {losses['loss']} at epoch {epoch + 1}, step {step}, "
+                        "and that step was not applied. Either the learning rate is too "
+                        "high (try a smaller --lr) or the data holds NaN or inf values"
+                    )
                 optimizer.step(model.grads)
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
-                if not np.isfinite(losses["loss"]):
-                    raise FloatingPointError(
-                        f"the loss became {losses['loss']} at epoch {epoch + 1}, step {step}: "
-                        "the learning rate is probably too high; try a smaller --lr"
-                    )
                 if step % 20 == 0 or step == steps_per_epoch:
                     rate = step * batch_size / (time.perf_counter() - started)
                     bar.set_postfix(loss=f"{sums['loss'] / step:.3f}", samples_s=f"{rate:,.0f}")

@@ -83,6 +83,27 @@ def test_divergence_is_reported():
         fit(model, opt, X, epochs=2, batch_size=16, seed=0, progress=False, log=lambda _: None)
 
 
+def test_a_non_finite_loss_stops_training_before_its_step_is_applied():
+    """One NaN pixel makes the first batch that holds it give a NaN loss and NaN gradients;
+    fit must stop there with the parameters of the step before, all finite."""
+    model, opt = model_and_optimizer()
+    x = X.copy()
+    x[50, 3] = np.nan
+    steps = []
+    train_step = model.train_step
+
+    def recording_step(batch, rng):
+        steps.append({k: v.copy() for k, v in model.params.items()})
+        return train_step(batch, rng)
+
+    model.train_step = recording_step
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        fit(model, opt, x, epochs=2, batch_size=16, seed=0, progress=False, log=lambda _: None)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, steps[-1][name])
+        assert np.all(np.isfinite(value))
+
+
 def test_batch_size_larger_than_the_data_is_a_clear_error():
     model, opt = model_and_optimizer()
     with pytest.raises(ValueError, match="--batch-size"):
