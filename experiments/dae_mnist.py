@@ -18,6 +18,7 @@ import numpy as np
 from npnet import analysis, plotting
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.cli import (
+    HelpFormatter,
     Run,
     add_common_arguments,
     load_data,
@@ -35,7 +36,7 @@ N_COMPONENTS = 5
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model = add_common_arguments(
         parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae",
@@ -51,6 +52,11 @@ def parse_args(argv=None):
                        help="draw each principal component as a unit vector, or scaled by the "
                        "standard deviation of the residuals along it (same units as the mean)")
     args = parser.parse_args(argv)
+    if not 0 <= args.noise_level < float("inf") or (args.noise != "gaussian"
+                                                     and args.noise_level > 1):
+        parser.error(f"--noise-level for --noise {args.noise} must be "
+                     + ("a standard deviation >= 0" if args.noise == "gaussian"
+                        else "a probability in [0, 1]") + f", got {args.noise_level}")
     if len(args.hidden) < 2:
         parser.error("--hidden needs at least two widths: with the code layer, that makes the "
                      "three layers per side the assignment asks for")

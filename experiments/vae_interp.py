@@ -19,6 +19,7 @@ import numpy as np
 
 from npnet import analysis, plotting
 from npnet.cli import (
+    HelpFormatter,
     Run,
     add_common_arguments,
     load_data,
@@ -36,7 +37,7 @@ N_PAIRS, N_INTERPOLATES = 10, 7
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model = add_common_arguments(
         parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae",
@@ -46,8 +47,8 @@ def parse_args(argv=None):
     model.add_argument("--beta", type=float, default=1.0,
                        help="weight of the KL term (1 = the ELBO)")
     args = parser.parse_args(argv)
-    if args.beta < 0:
-        parser.error(f"--beta must be non-negative, got {args.beta}")
+    if not 0 <= args.beta < float("inf"):
+        parser.error(f"--beta must be a number >= 0, got {args.beta}")
     return args, parser
 
 

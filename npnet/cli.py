@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -24,6 +25,7 @@ from .parallel import DataParallel, available_cores
 from .train import CheckpointMismatch, cosine_decay, fit
 
 __all__ = [
+    "HelpFormatter",
     "add_common_arguments",
     "load_data",
     "make_optimizer",
@@ -43,9 +45,34 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def momentum_value(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is none to show: options
+    whose default is None say in their own words what happens without them, and flags are
+    off unless given."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:  # False: a flag's "off"
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_common_arguments(
@@ -65,8 +92,10 @@ def add_common_arguments(
     add its own model options to.
     """
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=epochs,
-                       help="passes over the 60,000 training images (default: %(default)s)")
+    train.add_argument("--epochs", type=positive_int, default=None,
+                       help="passes over the 60,000 training images "
+                       f"(default: {epochs}; 1 with --quick)")
+    parser.set_defaults(full_run_epochs=epochs)  # resolved, then removed, by Run
     train.add_argument("--batch-size", type=positive_int, default=batch_size,
                        help="images per SGD step (default: %(default)s)")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default=optimizer,
@@ -78,7 +107,7 @@ def add_common_arguments(
     train.add_argument("--lr-schedule", choices=["constant", "cosine"], default=lr_schedule,
                        help="constant, or cosine decay of the learning rate to 0 over the "
                        "run (default: %(default)s)")
-    train.add_argument("--momentum", type=float, default=0.9,
+    train.add_argument("--momentum", type=momentum_value, default=0.9,
                        help="momentum for --optimizer sgd (default: %(default)s)")
     train.add_argument("--threads", type=positive_int, default=1,
                        help="split every batch into this many shards, trained on as many "
@@ -86,7 +115,7 @@ def add_common_arguments(
                        "where BLAS's own threads are slow (docs chapter 9), and changes the "
                        f"noise draws; {available_cores()} cores here "
                        "(default: %(default)s)")
-    train.add_argument("--seed", type=int, default=0,
+    train.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
                        "(default: %(default)s)")
     run = parser.add_argument_group("files and running")
@@ -161,15 +190,29 @@ def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict
         trainer.close()
 
 
+def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
+    """Create ``--out`` and make sure files can be written there, before any training."""
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"--out {folder} is a file; give a folder (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".npnet-write-test-"):
+            pass
+    except OSError as error:
+        parser.error(f"cannot write to --out {folder}: {error.strerror or error}; "
+                     "give a folder you can write to")
+
+
 class Run:
     """Bookkeeping of one experiment run: settings, wall time, and the files written."""
 
     def __init__(self, args, parser: argparse.ArgumentParser):
-        if args.quick and not any(a.startswith("--epochs") for a in sys.argv[1:]):
-            args.epochs = 1
+        full_run_epochs = vars(args).pop("full_run_epochs")  # not a setting to record
+        if args.epochs is None:
+            args.epochs = 1 if args.quick else full_run_epochs
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
-        args.out.mkdir(parents=True, exist_ok=True)
+        _check_writable(args.out, parser)
         self.args = args
         self.started = time.perf_counter()
         self.written: list[tuple[str, Path]] = []

@@ -3,6 +3,7 @@
 They read the real MNIST files through $NPNET_DATA (CI sets it) and are skipped without it.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from npnet.cli import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_mnist = pytest.mark.skipif(
@@ -38,6 +41,65 @@ def test_help_explains_the_options(name):
     for option in ("--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--data-dir",
                    "--out", "--quick", "--resume"):
         assert option in result.stdout
+    assert "(default: None)" not in result.stdout  # options without a default say why
+
+
+def load_experiment(name):
+    """An experiment script as a module (its parse_args, without running it)."""
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "experiments" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "name,args,message",
+    [
+        ("dae_mnist.py", ["--seed", "-1"], "--seed: must be an integer >= 0"),
+        ("dae_mnist.py", ["--noise-level", "-1"], "a standard deviation >= 0"),
+        ("dae_mnist.py", ["--noise-level", "nan"], "a standard deviation >= 0"),
+        ("dae_mnist.py", ["--noise", "masking", "--noise-level", "1.5"], "a probability in"),
+        ("dae_mnist.py", ["--optimizer", "sgd", "--momentum", "1.5"], "--momentum: must be in"),
+        ("dae_mnist.py", ["--lr", "inf"], "--lr: must be a positive number"),
+        ("vae_interp.py", ["--beta", "nan"], "--beta must be a number >= 0"),
+        ("vae_interp.py", ["--seed", "-3"], "--seed: must be an integer >= 0"),
+    ],
+)
+def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):
+    out = tmp_path / "out"
+    result = run_script(name, "--quick", "--out", str(out), *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+def test_an_out_that_is_a_file_is_refused_before_anything_runs(tmp_path, name):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("mine")
+    result = run_script(name, "--quick", "--out", str(not_a_folder))
+    assert result.returncode == 2
+    assert "is a file" in result.stderr and "Traceback" not in result.stderr
+    assert not_a_folder.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "name,argv,epochs",
+    [
+        ("dae_mnist.py", [], 20),
+        ("dae_mnist.py", ["--quick"], 1),
+        ("dae_mnist.py", ["--quick", "--epochs", "3"], 3),
+        ("dae_mnist.py", ["--quick", "--epoch", "3"], 3),  # argparse's abbreviation
+        ("vae_interp.py", ["--quick", "--epochs=2"], 2),
+        ("vae_interp.py", [], 30),
+    ],
+)
+def test_quick_means_one_epoch_unless_epochs_is_given(tmp_path, name, argv, epochs):
+    """Called as a function (main(argv)), where sys.argv says nothing about the options."""
+    args, parser = load_experiment(name).parse_args([*argv, "--out", str(tmp_path)])
+    run = Run(args, parser)
+    assert run.args.epochs == epochs
+    assert "full_run_epochs" not in run.settings()
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
