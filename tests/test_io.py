@@ -1,5 +1,8 @@
 """Atomic writes and parameter files."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -49,3 +52,26 @@ def test_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_write_json_converts_numpy_values(tmp_path):
     write_json(tmp_path / "m.json", {"a": np.float32(1.5), "b": np.arange(3)})
     assert read_json(tmp_path / "m.json") == {"a": 1.5, "b": [0, 1, 2]}
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes")
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_new_file_gets_the_usual_mode_for_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "new.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == mode
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes")
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "kept.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    with atomic_write(target, "w") as f:
+        f.write("new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
