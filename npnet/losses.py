@@ -16,6 +16,11 @@ __all__ = ["mse_loss", "bce_with_logits", "bce_with_logits_per_example"]
 
 def _check_pair(prediction: np.ndarray, target: np.ndarray, what: str):
     prediction = np.asarray(prediction)
+    if not np.issubdtype(prediction.dtype, np.floating):
+        raise TypeError(
+            f"{what}: predictions must be floating point, got dtype {prediction.dtype}; "
+            "convert them with .astype(np.float32) (or float64 for gradient checks)"
+        )
     target = np.asarray(target, dtype=prediction.dtype)
     if prediction.shape != target.shape:
         raise ValueError(
@@ -27,6 +32,17 @@ def _check_pair(prediction: np.ndarray, target: np.ndarray, what: str):
             f"{what}: expected a non-empty batch of shape (N, D), got {prediction.shape}"
         )
     return prediction, target
+
+
+def _check_probabilities(target: np.ndarray, what: str) -> None:
+    """BCE's targets are probabilities (gray values). Outside [0, 1] its value means nothing
+    (it can go negative), which raw 0-255 pixels would otherwise cause without a word."""
+    low, high = float(target.min()), float(target.max())
+    if not (0.0 <= low and high <= 1.0):
+        raise ValueError(
+            f"{what}: targets must be in [0, 1], got values from {low} to {high}; "
+            "scale 0-255 pixels by 1/255 (npnet.data.load_mnist does)"
+        )
 
 
 def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
@@ -80,6 +96,7 @@ def bce_with_logits_per_example(logits: np.ndarray, target: np.ndarray) -> np.nd
     (the last term is computed as ``log1p(exp(-|s|))``; its exponent is never positive).
     """
     logits, target = _check_pair(logits, target, "bce_with_logits")
+    _check_probabilities(target, "bce_with_logits")
     return _bce_per_pixel(logits, target).sum(axis=1)
 
 
@@ -103,6 +120,7 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
     dlogits : ndarray, (N, D)
     """
     logits, target = _check_pair(logits, target, "bce_with_logits")
+    _check_probabilities(target, "bce_with_logits")
     n = logits.shape[0]
     loss = float(_bce_per_pixel(logits, target).sum()) / n
     dlogits = sigmoid(logits)  # stable: (1 + tanh(s / 2)) / 2

@@ -85,3 +85,18 @@ def test_mse_does_not_modify_its_inputs():
     p, t = np.ones((2, 3)), np.zeros((2, 3))
     mse_loss(p, t)
     assert np.all(p == 1) and np.all(t == 0)
+
+
+@pytest.mark.parametrize("loss_fn", [mse_loss, bce_with_logits, bce_with_logits_per_example])
+def test_integer_predictions_are_a_clear_error(loss_fn):
+    with pytest.raises(TypeError, match="floating point.*astype"):
+        loss_fn(np.array([[1, 0]]), np.array([[0, 1]]))
+
+
+@pytest.mark.parametrize("loss_fn", [bce_with_logits, bce_with_logits_per_example])
+@pytest.mark.parametrize("bad", [255.0, -0.5, np.nan])
+def test_bce_targets_outside_0_1_are_a_clear_error(loss_fn, bad):
+    """Raw 0-255 pixels would give a negative 'cross-entropy' without a word."""
+    target = np.array([[bad, 0.0], [0.5, 1.0]])
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 1\]"):
+        loss_fn(np.full((2, 2), 5.0), target)
