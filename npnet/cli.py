@@ -22,7 +22,7 @@ from .kernels import numba_available
 from .memory import keep_freed_memory
 from .optim import SGD, Adam
 from .parallel import DataParallel, available_cores
-from .train import CheckpointMismatch, cosine_decay, fit
+from .train import CheckpointError, cosine_decay, fit
 
 __all__ = [
     "HelpFormatter",
@@ -184,7 +184,7 @@ def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict
         )
     except KeyboardInterrupt:
         sys.exit(130)
-    except (CheckpointMismatch, FloatingPointError) as error:
+    except (CheckpointError, FloatingPointError) as error:  # a mismatch is one too
         sys.exit(f"error: {error}")
     finally:
         trainer.close()

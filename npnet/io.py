@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -92,8 +93,14 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no parameter file at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"cannot read {path}: it is not a complete .npz file of arrays ({error}); "
+            "it may be damaged, or not one that npnet wrote"
+        ) from error
 
 
 def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:

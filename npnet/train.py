@@ -32,10 +32,14 @@ from tqdm.auto import tqdm
 from .data import iterate_minibatches
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "cosine_decay", "CheckpointMismatch"]
+__all__ = ["fit", "cosine_decay", "CheckpointError", "CheckpointMismatch"]
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint cannot be resumed: it is damaged, or it is not a checkpoint."""
+
+
+class CheckpointMismatch(CheckpointError):
     """A checkpoint was written by a run with other settings than the one resuming it."""
 
 
@@ -178,8 +182,16 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, co
 
 
 def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict]:
-    saved = load_arrays(path)
-    meta = json.loads(str(saved["meta"]))
+    try:
+        saved = load_arrays(path)
+        meta = json.loads(str(saved["meta"]))
+        if not isinstance(meta, dict) or not {"epoch", "history", "config"} <= meta.keys():
+            raise ValueError("its 'meta' entry lacks the epoch, history or settings")
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"{path} cannot be resumed ({error}). Delete it to train from the start, or "
+            "resume from a copy of it that is whole."
+        ) from error
     saved_config = json.loads(json.dumps(meta["config"], default=str))
     wanted = json.loads(json.dumps(config, default=str))
     if saved_config != wanted:

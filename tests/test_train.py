@@ -5,7 +5,7 @@ import pytest
 
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.optim import Adam
-from npnet.train import CheckpointMismatch, cosine_decay, fit
+from npnet.train import CheckpointError, CheckpointMismatch, cosine_decay, fit
 
 X = np.random.default_rng(0).random((96, 12), dtype=np.float32) ** 3  # sparse-ish "images"
 X_EVAL = np.random.default_rng(1).random((20, 12), dtype=np.float32) ** 3
@@ -52,6 +52,24 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     run(1, checkpoint=checkpoint, config={"lr": 1e-3})
     with pytest.raises(CheckpointMismatch, match="lr"):
         run(2, checkpoint=checkpoint, resume=True, config={"lr": 1e-2})
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"not a zip file at all", "truncated", "no meta"],
+    ids=["empty", "garbage", "truncated", "no meta"],
+)
+def test_a_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint)
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    elif damage == "no meta":
+        np.savez(checkpoint, x=np.zeros(2))
+    else:
+        checkpoint.write_bytes(damage)
+    with pytest.raises(CheckpointError, match="cannot be resumed.*Delete it"):
+        run(2, checkpoint=checkpoint, resume=True)
 
 
 def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path):
