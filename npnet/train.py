@@ -184,10 +184,12 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, co
 def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict]:
     try:
         saved = load_arrays(path)
+        if "meta" not in saved:
+            raise ValueError("it has no 'meta' entry: it is not a checkpoint that npnet wrote")
         meta = json.loads(str(saved["meta"]))
         if not isinstance(meta, dict) or not {"epoch", "history", "config"} <= meta.keys():
             raise ValueError("its 'meta' entry lacks the epoch, history or settings")
-    except (ValueError, KeyError) as error:
+    except ValueError as error:  # json's errors are ValueErrors too
         raise CheckpointError(
             f"{path} cannot be resumed ({error}). Delete it to train from the start, or "
             "resume from a copy of it that is whole."
