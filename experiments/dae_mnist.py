@@ -12,6 +12,7 @@ own scale), examples.png, training_curves.png, metrics.json, model.npz, checkpoi
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -52,11 +53,11 @@ def parse_args(argv=None):
                        help="draw each principal component as a unit vector, or scaled by the "
                        "standard deviation of the residuals along it (same units as the mean)")
     args = parser.parse_args(argv)
-    if not 0 <= args.noise_level < float("inf") or (args.noise != "gaussian"
-                                                     and args.noise_level > 1):
-        parser.error(f"--noise-level for --noise {args.noise} must be "
-                     + ("a standard deviation >= 0" if args.noise == "gaussian"
-                        else "a probability in [0, 1]") + f", got {args.noise_level}")
+    gaussian = args.noise == "gaussian"  # a standard deviation; the others, a probability
+    if not 0 <= args.noise_level <= (sys.float_info.max if gaussian else 1):  # nan, inf: no
+        kind = "a standard deviation >= 0" if gaussian else "a probability in [0, 1]"
+        parser.error(f"--noise-level for --noise {args.noise} must be {kind}, "
+                     f"got {args.noise_level}")
     if len(args.hidden) < 2:
         parser.error("--hidden needs at least two widths: with the code layer, that makes the "
                      "three layers per side the assignment asks for")
