@@ -32,6 +32,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from bench_train import add_block_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,14 +73,8 @@ def build(package: str, model: str):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="HEAD", help="git revision to compare with")
-    parser.add_argument("--model", choices=["dae", "vae"], default="dae")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=20, help="pairs of blocks")
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per block")
+    add_block_options(parser)
     args = parser.parse_args(argv)
-    for option in ("batch_size", "rounds", "steps"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option.replace('_', '-')} must be at least 1")
 
     # The base package stays on disk while it runs: numba caches Adam's loop beside it.
     with tempfile.TemporaryDirectory(prefix="npnet-ab-") as folder:

@@ -20,7 +20,10 @@ import statistics
 import time
 
 import numpy as np
-from bench_train import npnet_model  # the benchmark's models and optimizer, exactly
+from bench_train import (  # the benchmark's models and optimizer, exactly
+    add_block_options,
+    npnet_model,
+)
 
 from npnet.layers import Dense
 from npnet.memory import keep_freed_memory
@@ -54,14 +57,8 @@ def use(arrangement: list[list[np.ndarray]], model, optimizer) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["dae", "vae"], default="dae")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=20, help="pairs of blocks")
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per block")
+    add_block_options(parser)
     args = parser.parse_args(argv)
-    for option in ("batch_size", "rounds", "steps"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option.replace('_', '-')} must be at least 1")
 
     keep_freed_memory()  # as the experiment scripts do
     model, optimizer = npnet_model(args.model, seed=0)

@@ -120,6 +120,18 @@ FAST_MODE = 0.9  # a repeat is "fast" when the mid-size product runs at >= 90% o
 # The models: npnet and their PyTorch twins
 
 
+def add_block_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the benchmarks that time one model in alternating blocks of steps
+    (``bench_placement.py``, ``ab_step.py``): model, batch size, rounds and steps."""
+    from npnet.cli import positive_int
+
+    parser.add_argument("--model", choices=["dae", "vae"], default="dae")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--rounds", type=positive_int, default=20, help="pairs of blocks")
+    parser.add_argument("--steps", type=positive_int, default=50,
+                        help="timed steps per block")
+
+
 def npnet_model(name: str, seed: int, fused: bool | None = None):
     """(model, optimizer) as the experiment scripts build them, with their default sizes.
 
