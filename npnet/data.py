@@ -1,4 +1,4 @@
-"""MNIST as NumPy arrays: IDX files, where to find them, downloading them, mini-batches.
+"""MNIST as NumPy arrays: IDX files, where to find them, downloading them.
 
 MNIST comes as four IDX files (LeCun et al., http://yann.lecun.com/exdb/mnist/):
 
@@ -41,7 +41,7 @@ import math
 import os
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,6 @@ __all__ = [
     "find_mnist_dir",
     "load_mnist",
     "download_mnist",
-    "iterate_minibatches",
 ]
 
 # The (images, labels) file of each split, without the ".gz" a file may carry.
@@ -534,81 +533,3 @@ def download_mnist(
                 f"could not download {name} from any mirror:\n    " + "\n    ".join(failures)
             )
     return dest_dir
-
-
-# ---------------------------------------------------------------------------------------
-# Mini-batches
-# ---------------------------------------------------------------------------------------
-
-
-def iterate_minibatches(
-    n_or_arrays: int | np.ndarray | Sequence[np.ndarray],
-    batch_size: int,
-    rng: int | np.random.Generator | None,
-    shuffle: bool = True,
-    drop_last: bool = False,
-) -> Iterator:
-    """Mini-batches of one epoch, in a seeded random order.
-
-    What comes out mirrors what goes in:
-
-    * an int ``N`` gives index arrays ``idx`` of shape ``(B,)``, to use as ``x[idx]``;
-    * an array ``x`` of shape ``(N, ...)`` gives ``x[idx]`` of shape ``(B, ...)``;
-    * a tuple or list of arrays ``(x, y)``, all with the same ``N``, gives tuples
-      ``(x[idx], y[idx])``.
-
-    ``B`` is ``batch_size``, except for a smaller last batch when ``N`` is not a multiple
-    of it (dropped if ``drop_last``).
-
-    Parameters
-    ----------
-    n_or_arrays : int, ndarray or sequence of ndarrays
-    batch_size : int
-        Positive.
-    rng : int, numpy.random.Generator or None
-        Passed to ``np.random.default_rng``. The same int gives the same batches every call;
-        a Generator is advanced, so calling again with it gives the next epoch's order.
-    shuffle : bool
-        If False, batches are in order 0..N-1 and ``rng`` is not used.
-    drop_last : bool
-        Leave out the last batch if it is smaller than ``batch_size``.
-
-    Returns
-    -------
-    batches : iterator
-        The order is drawn when this function is called, and bad arguments raise here,
-        not at the first ``next``.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-
-    if isinstance(n_or_arrays, (int, np.integer)) and not isinstance(n_or_arrays, bool):
-        n, arrays = int(n_or_arrays), None
-        if n < 0:
-            raise ValueError(f"the number of examples must be >= 0, got {n}")
-    elif isinstance(n_or_arrays, (np.ndarray, tuple, list)):
-        single = isinstance(n_or_arrays, np.ndarray)
-        arrays = [n_or_arrays] if single else [np.asarray(a) for a in n_or_arrays]
-        if not arrays or any(a.ndim == 0 for a in arrays):
-            raise ValueError("give at least one array, each with a first (example) axis")
-        lengths = {len(a) for a in arrays}
-        if len(lengths) > 1:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"arrays must have the same first dimension, got shapes {shapes}")
-        n = lengths.pop()
-    else:
-        raise TypeError(
-            "n_or_arrays must be an int, an array or a tuple of arrays, got "
-            f"{type(n_or_arrays).__name__}"
-        )
-
-    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    index_batches = (order[start : start + batch_size] for start in range(0, stop, batch_size))
-    if arrays is None:
-        return index_batches
-    if single:
-        return (arrays[0][idx] for idx in index_batches)
-    return (tuple(a[idx] for a in arrays) for idx in index_batches)

@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import iterate_minibatches
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "cosine_decay", "CheckpointError", "CheckpointMismatch"]
+__all__ = ["fit", "iterate_minibatches", "cosine_decay", "CheckpointError", "CheckpointMismatch"]
 
 
 class CheckpointError(ValueError):
@@ -41,6 +40,23 @@ class CheckpointError(ValueError):
 
 class CheckpointMismatch(CheckpointError):
     """A checkpoint was written by a run with other settings than the one resuming it."""
+
+
+def iterate_minibatches(
+    n: int, batch_size: int, rng: np.random.Generator | int | None, drop_last: bool = True
+) -> list[np.ndarray]:
+    """One epoch's mini-batches: index arrays into N examples, in a seeded random order.
+
+    Every example appears in at most one batch. Each batch has ``batch_size`` indices; the
+    last N mod batch_size examples of the shuffled order are left out when ``drop_last``
+    (then every step's loss averages over the same number of examples), else they form a
+    smaller last batch. Use a batch as ``x[indices]``.
+    """
+    if not 1 <= batch_size:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = np.random.default_rng(rng).permutation(n)
+    stop = n - n % batch_size if drop_last else n
+    return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
 
 
 def cosine_decay(progress: float) -> float:

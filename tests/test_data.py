@@ -25,7 +25,6 @@ from npnet.data import (
     MNISTNotFoundError,
     download_mnist,
     find_mnist_dir,
-    iterate_minibatches,
     load_mnist,
     read_idx,
     write_idx,
@@ -448,66 +447,6 @@ def test_failed_download_says_what_was_searched_and_tried(mirror, no_mnist_anywh
     for stem in FILE_STEMS:
         assert stem in message
     assert not no_mnist_anywhere.exists()  # the cache folder made for the download is gone
-
-
-# ---------------------------------------------------------------------------------------
-# Mini-batches
-# ---------------------------------------------------------------------------------------
-
-
-@given(
-    n=st.integers(0, 50),
-    batch_size=st.integers(1, 20),
-    seed=st.integers(0, 2**32 - 1),
-    drop_last=st.booleans(),
-)
-def test_minibatches_cover_each_example_once(n, batch_size, seed, drop_last):
-    batches = list(iterate_minibatches(n, batch_size, seed, drop_last=drop_last))
-    sizes = [len(b) for b in batches]
-    assert all(s == batch_size for s in sizes[:-1])
-    if drop_last:
-        assert sizes == [batch_size] * (n // batch_size)
-    else:
-        assert sum(sizes) == n
-        np.testing.assert_array_equal(np.sort(np.concatenate([[], *batches])), np.arange(n))
-    again = list(iterate_minibatches(n, batch_size, seed, drop_last=drop_last))
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
-
-
-def test_minibatches_of_arrays_stay_aligned():
-    x = np.arange(20).reshape(10, 2)
-    y = np.arange(10) * 10
-    pairs = list(iterate_minibatches((x, y), 4, np.random.default_rng(0)))
-    assert [len(xb) for xb, _ in pairs] == [4, 4, 2]
-    for xb, yb in pairs:
-        np.testing.assert_array_equal(xb[:, 0] * 5, yb)
-    singles = list(iterate_minibatches(x, 4, 0))
-    assert all(isinstance(b, np.ndarray) and b.shape[1] == 2 for b in singles)
-
-
-def test_minibatches_unshuffled_and_generator_advances():
-    assert [b.tolist() for b in iterate_minibatches(5, 2, None, shuffle=False)] == [
-        [0, 1],
-        [2, 3],
-        [4],
-    ]
-    rng = np.random.default_rng(0)
-    first = np.concatenate(list(iterate_minibatches(100, 10, rng)))
-    second = np.concatenate(list(iterate_minibatches(100, 10, rng)))
-    assert not np.array_equal(first, second)  # a Generator moves on: a new epoch, a new order
-
-
-def test_minibatch_argument_errors_raise_at_call_time():
-    with pytest.raises(ValueError, match="batch_size must be positive"):
-        iterate_minibatches(10, 0, 0)
-    with pytest.raises(TypeError, match="batch_size must be an int"):
-        iterate_minibatches(10, 2.5, 0)
-    with pytest.raises(ValueError, match=">= 0"):
-        iterate_minibatches(-1, 2, 0)
-    with pytest.raises(ValueError, match="same first dimension"):
-        iterate_minibatches((np.zeros(3), np.zeros(4)), 2, 0)
-    with pytest.raises(TypeError, match="n_or_arrays"):
-        iterate_minibatches("ten", 2, 0)
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,10 +2,18 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.optim import Adam
-from npnet.train import CheckpointError, CheckpointMismatch, cosine_decay, fit
+from npnet.train import (
+    CheckpointError,
+    CheckpointMismatch,
+    cosine_decay,
+    fit,
+    iterate_minibatches,
+)
 
 X = np.random.default_rng(0).random((96, 12), dtype=np.float32) ** 3  # sparse-ish "images"
 X_EVAL = np.random.default_rng(1).random((20, 12), dtype=np.float32) ** 3
@@ -165,3 +173,31 @@ def interrupt_at_epoch(n):
             raise KeyboardInterrupt
 
     return log
+
+
+@given(
+    n=st.integers(0, 50),
+    batch_size=st.integers(1, 20),
+    seed=st.integers(0, 2**32 - 1),
+    drop_last=st.booleans(),
+)
+def test_minibatches_cover_each_example_once(n, batch_size, seed, drop_last):
+    batches = iterate_minibatches(n, batch_size, seed, drop_last=drop_last)
+    sizes = [len(b) for b in batches]
+    assert all(s == batch_size for s in sizes[:-1])
+    if drop_last:
+        assert sizes == [batch_size] * (n // batch_size)
+    else:
+        assert sum(sizes) == n
+        np.testing.assert_array_equal(np.sort(np.concatenate([[], *batches])), np.arange(n))
+    again = iterate_minibatches(n, batch_size, seed, drop_last=drop_last)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_minibatches_from_a_generator_change_every_epoch():
+    rng = np.random.default_rng(0)
+    first = np.concatenate(iterate_minibatches(100, 10, rng))
+    second = np.concatenate(iterate_minibatches(100, 10, rng))
+    assert not np.array_equal(first, second)  # a Generator moves on: a new epoch, a new order
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        iterate_minibatches(10, 0, 0)
