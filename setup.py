@@ -9,16 +9,15 @@ setup(
     packages=find_packages(include=["npnet", "npnet.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "numpy>=1.25",  # Generator.spawn (npnet.parallel)
-        "scipy>=1.10",
+        "numpy>=1.25",  # Generator.spawn (npnet.fast.parallel)
         "matplotlib>=3.7",
         "tqdm>=4.60",
-        "threadpoolctl>=3.1",  # one BLAS thread per shard (npnet.parallel)
+        "threadpoolctl>=3.1",  # one BLAS thread per shard (npnet.fast.parallel)
     ],
     extras_require={
-        # Compiled optimizer loop (npnet.kernels): the same numbers, Adam about twice as fast.
+        # Adam as one compiled loop in the fast path (npnet.fast.optim): the same numbers.
         "fast": ["numba>=0.60"],
-        # The tests check the compiled loop against the NumPy version, so they need numba.
+        # The tests check the compiled loop against the core's Adam, so they need numba.
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.4", "numba>=0.60"],
     },
 )

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from npnet import analysis, plotting
-from npnet.autoencoder import DenoisingAutoencoder
+from npnet.autoencoder import CORRUPTIONS, DenoisingAutoencoder
 from npnet.cli import (
     HelpFormatter,
     Run,
@@ -25,10 +25,8 @@ from npnet.cli import (
     load_data,
     make_optimizer,
     positive_int,
-    train_or_exit,
 )
-from npnet.corruption import CORRUPTIONS
-from npnet.io import save_params, write_json
+from npnet.losses import squared_error_per_image
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 3e-3}
 N_COMPONENTS = 5
@@ -49,9 +47,10 @@ def parse_args(argv=None):
                        help="corruption of the training inputs")
     model.add_argument("--noise-level", type=float, default=0.3,
                        help="noise std (gaussian) or probability a pixel is hit (others)")
-    model.add_argument("--pc-scale", choices=["unit", "std"], default="unit",
-                       help="draw each principal component as a unit vector, or scaled by the "
-                       "standard deviation of the residuals along it (same units as the mean)")
+    model.add_argument("--pc-scale", choices=["std", "unit"], default="std",
+                       help="draw each principal component scaled by the standard deviation "
+                       "of the residuals along it (pixel units, like the mean, so that figure "
+                       "A's shared scale compares like with like), or as a unit vector")
     args = parser.parse_args(argv)
     gaussian = args.noise == "gaussian"  # a standard deviation; the others, a probability
     if not 0 <= args.noise_level <= (sys.float_info.max if gaussian else 1):  # nan, inf: no
@@ -77,9 +76,7 @@ def main(argv=None) -> None:
     print(f"DAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.code} "
           f"({args.noise} noise {args.noise_level}), {args.optimizer} lr {args.lr}, "
           f"{len(x_train)} training images")
-    history = train_or_exit(model, optimizer, args, x_train, x_test, run.resume_config())
-    save_params(run.wrote("model parameters", args.out / "model.npz"), model.params)
-    run.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
+    history = run.train(model, optimizer, x_train, x_test)
 
     # The assignment's analysis: residuals of the clean test images, their mean and PCs.
     reconstruction = model.reconstruct(x_test)
@@ -91,18 +88,22 @@ def main(argv=None) -> None:
     caption = (
         f"Residuals r = x - reconstruction of the {len(x_test):,} clean MNIST test images. "
         "Gray = 0, darker = negative (reconstruction too bright), lighter = positive (too dark). "
-        + ("PCs are unit vectors, the mean is in pixel units."
-           if args.pc_scale == "unit" else
-           "PCs are scaled by the residuals' standard deviation along them (pixel units).")
+        + ("All six images are in pixel units: the mean residual, and each PC scaled by the "
+           "standard deviation of the residuals along it."
+           if args.pc_scale == "std" else
+           "The mean is in pixel units; the PCs are unit vectors (--pc-scale unit).")
     )
-    figure_a = run.wrote("figure A: shared scale", args.out / "residuals_shared_scale.png")
-    plotting.plot_signed_images(
-        images, titles, figure_a, shared=True,
-        suptitle="DAE test residuals: one shared scale", caption=caption,
+    run.figure(
+        plotting.signed_images_figure(
+            images, titles, shared=True, caption=caption,
+            suptitle="DAE test residuals: one shared scale"),
+        "figure A: shared scale", "residuals_shared_scale.png",
     )
-    plotting.plot_signed_images(
-        images, titles, run.wrote("figure B: own scales", args.out / "residuals_own_scale.png"),
-        shared=False, suptitle="DAE test residuals: each image on its own scale", caption=caption,
+    run.figure(
+        plotting.signed_images_figure(
+            images, titles, shared=False, caption=caption,
+            suptitle="DAE test residuals: each image on its own scale"),
+        "figure B: own scales", "residuals_own_scale.png",
     )
 
     # Baselines: the corrupted input itself, and PCA with as many components as the code.
@@ -111,53 +112,49 @@ def main(argv=None) -> None:
     denoised = model.reconstruct(noisy_test)
     pca_k = analysis.fit_pca(x_train, args.code)
     pca_reconstruction = analysis.pca_reconstruct(pca_k, x_test)
-    per_image = analysis.squared_error_per_image
     pixels = x_test.shape[1]
     errors = {
-        "dae_clean_input": per_image(x_test, reconstruction),
-        "dae_corrupted_input": per_image(x_test, denoised),
-        "corrupted_input_itself": per_image(x_test, noisy_test),
-        f"pca_{args.code}_components": per_image(x_test, pca_reconstruction),
+        "dae_clean_input": squared_error_per_image(x_test, reconstruction),
+        "dae_corrupted_input": squared_error_per_image(x_test, denoised),
+        "corrupted_input_itself": squared_error_per_image(x_test, noisy_test),
+        f"pca_{args.code}_components": squared_error_per_image(x_test, pca_reconstruction),
     }
 
     examples = slice(0, 10)
-    plotting.plot_image_grid(
-        np.stack([x_test[examples], noisy_test[examples], denoised[examples],
-                  reconstruction[examples]]),
-        run.wrote("example digits", args.out / "examples.png"),
-        row_labels=["clean", "corrupted", "denoised", "clean -> recon."],
-        title="Test digits: clean, corrupted, reconstruction of the corrupted, "
-              "reconstruction of the clean",
+    run.figure(
+        plotting.image_grid_figure(
+            np.stack([x_test[examples], noisy_test[examples], denoised[examples],
+                      reconstruction[examples]]),
+            row_labels=["clean", "corrupted", "denoised", "clean -> recon."],
+            title="Test digits: clean, corrupted, reconstruction of the corrupted, "
+                  "reconstruction of the clean"),
+        "example digits", "examples.png",
     )
-    plotting.plot_training_curves(
-        {"train (corrupted input)": history["train_loss"],
-         "test (corrupted input)": history["test_loss"],
-         "test (clean input)": history["test_mse_clean"]},
-        run.wrote("training curves", args.out / "training_curves.png"),
-        title="DAE training", ylabel="squared error per image",
+    run.figure(
+        plotting.training_curves_figure(
+            {"train (corrupted input)": history["train_loss"],
+             "test (corrupted input)": history["test_loss"],
+             "test (clean input)": history["test_mse_clean"]},
+            title="DAE training", ylabel="squared error per image"),
+        "training curves", "training_curves.png",
     )
 
-    metrics = {
-        "test_squared_error_per_image": errors,
-        "test_squared_error_per_pixel": {k: v / pixels for k, v in errors.items()},
-        "residual_pca": {
-            "explained_variance_ratio": pca.explained_variance_ratio,
-            "explained_variance": pca.explained_variance,
-            "mean_residual_abs_max": float(np.abs(pca.mean).max()),
-            "sign_rule": "each component's entry of largest absolute value is positive",
+    run.finish(
+        {
+            "test_squared_error_per_image": errors,
+            "test_squared_error_per_pixel": {k: v / pixels for k, v in errors.items()},
+            "residual_pca": {
+                "explained_variance_ratio": pca.explained_variance_ratio,
+                "explained_variance": pca.explained_variance,
+                "mean_residual_abs_max": float(np.abs(pca.mean).max()),
+                "sign_rule": "each component's entry of largest absolute value is positive",
+            },
         },
-        "history": history,
-        "wall_seconds": run.seconds,
-        "settings": run.settings(),
-        "environment": run.environment(),
-    }
-    write_json(run.wrote("metrics", args.out / "metrics.json"), metrics)
-    run.print_summary(
         "test squared error per image: "
         + ", ".join(f"{k} {v:.2f}" for k, v in errors.items())
         + "\nresidual PCs explain "
         + ", ".join(f"{100 * r:.1f}%" for r in pca.explained_variance_ratio)
-        + " of the residual variance"
+        + " of the residual variance",
     )
 
 

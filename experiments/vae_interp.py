@@ -25,9 +25,7 @@ from npnet.cli import (
     load_data,
     make_optimizer,
     positive_int,
-    train_or_exit,
 )
-from npnet.io import save_params, write_json
 from npnet.vae import VAE
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
@@ -43,7 +41,7 @@ def parse_args(argv=None):
         parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae",
         hidden=[512, 256],
     )
-    model.add_argument("--latent", type=positive_int, default=20, help="latent dimension L")
+    model.add_argument("--latent", type=positive_int, default=20, help="latent dimension J")
     model.add_argument("--beta", type=float, default=1.0,
                        help="weight of the KL term (1 = the ELBO)")
     args = parser.parse_args(argv)
@@ -56,7 +54,7 @@ def interpolation_rows(model: VAE, images: np.ndarray, pairs: np.ndarray) -> np.
     """(P, 2 + 7, D): for each pair (a, b), image a, the decoded interpolates, image b."""
     codes, _ = model.encode(images[pairs.ravel()])  # the code of an image is its mean mu
     codes = codes.reshape(len(pairs), 2, -1)
-    between = analysis.interpolate_codes(codes[:, 0], codes[:, 1], N_INTERPOLATES)  # (P, 7, L)
+    between = analysis.interpolate_codes(codes[:, 0], codes[:, 1], N_INTERPOLATES)  # (P, 7, J)
     decoded = model.decode(between.reshape(-1, between.shape[-1]))
     decoded = decoded.reshape(len(pairs), N_INTERPOLATES, -1)
     return np.concatenate([images[pairs[:, :1]], decoded, images[pairs[:, 1:]]], axis=1)
@@ -67,14 +65,15 @@ def draw_interpolations(model, run, x_test, y_test, same_label: bool, name: str)
     rng = np.random.default_rng([args.seed, 3, int(same_label)])
     pairs = analysis.sample_pairs(y_test, N_PAIRS, same_label=same_label, rng=rng)
     kind = "same digit" if same_label else "different digits"
-    plotting.plot_image_grid(
-        interpolation_rows(model, x_test, pairs),
-        run.wrote(f"interpolation, {kind}", args.out / name),
-        row_labels=[f"{y_test[a]} -> {y_test[b]}" for a, b in pairs],
-        column_titles=["test A"] + [f"{k}/8" for k in range(1, 8)] + ["test B"],
-        title=f"VAE latent interpolation, {N_PAIRS} pairs of {kind}",
-        caption="Columns 1 and 9: real test images. Columns 2-8: decoded from "
-                "z = (1 - t) mu_A + t mu_B, t = k/8 (Bernoulli means).",
+    run.figure(
+        plotting.image_grid_figure(
+            interpolation_rows(model, x_test, pairs),
+            row_labels=[f"{y_test[a]} -> {y_test[b]}" for a, b in pairs],
+            column_titles=["test A"] + [f"{k}/8" for k in range(1, 8)] + ["test B"],
+            title=f"VAE latent interpolation, {N_PAIRS} pairs of {kind}",
+            caption="Columns 1 and 9: real test images. Columns 2-8: decoded from "
+                    "z = (1 - t) mu_A + t mu_B, t = k/8 (Bernoulli means)."),
+        f"interpolation, {kind}", name,
     )
     return {
         "test_indices": pairs,
@@ -91,9 +90,7 @@ def main(argv=None) -> None:
     optimizer = make_optimizer(args, model.params, DEFAULT_LR)
     print(f"VAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
           f"(beta {args.beta}), {args.optimizer} lr {args.lr}, {len(x_train)} training images")
-    history = train_or_exit(model, optimizer, args, x_train, x_test, run.resume_config())
-    save_params(run.wrote("model parameters", args.out / "model.npz"), model.params)
-    run.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
+    history = run.train(model, optimizer, x_train, x_test)
 
     pairs = {
         "same_digit": draw_interpolations(
@@ -104,52 +101,46 @@ def main(argv=None) -> None:
 
     rng = np.random.default_rng([args.seed, 4])
     samples = model.decode(rng.standard_normal((64, args.latent)).astype(np.float32))
-    plotting.plot_image_grid(
-        samples.reshape(8, 8, -1),
-        run.wrote("samples from the prior", args.out / "prior_samples.png"),
-        title="Decoded samples z ~ N(0, I)",
+    run.figure(
+        plotting.image_grid_figure(samples.reshape(8, 8, -1),
+                                   title="Decoded samples z ~ N(0, I)"),
+        "samples from the prior", "prior_samples.png",
     )
     shown = x_test[:12]
-    plotting.plot_image_grid(
-        np.stack([shown, model.reconstruct(shown)]),
-        run.wrote("test reconstructions", args.out / "reconstructions.png"),
-        row_labels=["test image", "decoded mu"], title="VAE reconstructions of test digits",
+    run.figure(
+        plotting.image_grid_figure(np.stack([shown, model.reconstruct(shown)]),
+                                   row_labels=["test image", "decoded mu"],
+                                   title="VAE reconstructions of test digits"),
+        "test reconstructions", "reconstructions.png",
     )
-    plotting.plot_training_curves(
-        {name: history[f"test_{name}"] for name in ("loss", "recon", "kl")}
-        | {"train loss": history["train_loss"]},
-        run.wrote("training curves", args.out / "training_curves.png"),
-        title="VAE on MNIST (test set unless marked)", ylabel="nats per image",
+    run.figure(
+        plotting.training_curves_figure(
+            {name: history[f"test_{name}"] for name in ("loss", "recon", "kl")}
+            | {"train loss": history["train_loss"]},
+            title="VAE on MNIST (test set unless marked)", ylabel="nats per image"),
+        "training curves", "training_curves.png",
     )
     if args.latent == 2:
         codes, _ = model.encode(x_test)
-        plotting.plot_latent_scatter(
-            codes, y_test, run.wrote("latent scatter", args.out / "latent_scatter.png"))
+        run.figure(plotting.latent_scatter_figure(codes, y_test),
+                   "latent scatter", "latent_scatter.png")
         extent, side = (-2.5, 2.5, -2.5, 2.5), 15
         z = analysis.latent_grid(extent, side, side).reshape(-1, 2).astype(np.float32)
-        plotting.plot_manifold(
-            model.decode(z).reshape(side, side, -1),
-            run.wrote("decoded 2-D manifold", args.out / "latent_manifold.png"),
-            extent=extent,
-        )
+        run.figure(plotting.manifold_figure(model.decode(z).reshape(side, side, -1), extent),
+                   "decoded 2-D manifold", "latent_manifold.png")
 
     final = {name: history[f"test_{name}"][-1] for name in ("loss", "recon", "kl")}
     negative_elbo = final["recon"] + final["kl"]  # equals the training loss only for beta = 1
-    metrics = {
-        "test_nats_per_image": {
-            "negative_elbo": negative_elbo, "reconstruction": final["recon"], "kl": final["kl"],
-            "training_objective": final["loss"],
+    run.finish(
+        {
+            "test_nats_per_image": {
+                "negative_elbo": negative_elbo, "reconstruction": final["recon"],
+                "kl": final["kl"], "training_objective": final["loss"],
+            },
+            "pairs": pairs,
         },
-        "pairs": pairs,
-        "history": history,
-        "wall_seconds": run.seconds,
-        "settings": run.settings(),
-        "environment": run.environment(),
-    }
-    write_json(run.wrote("metrics", args.out / "metrics.json"), metrics)
-    run.print_summary(
         f"test negative ELBO {negative_elbo:.2f} nats/image "
-        f"(reconstruction {final['recon']:.2f} + KL {final['kl']:.2f})"
+        f"(reconstruction {final['recon']:.2f} + KL {final['kl']:.2f})",
     )
 
 

@@ -1,8 +1,16 @@
 """npnet: autoencoders in NumPy with hand-written backpropagation.
 
-The names most programs need are importable from ``npnet`` directly; each lives in a small
-module of its own (``npnet.layers``, ``npnet.losses``, ...), which is where to read it.
-Plotting (``npnet.plotting``, matplotlib) is imported only when asked for.
+The package is in three groups, and imports run one way (``tests/test_layout.py``):
+
+* **the teaching core**, what the docs derive and a student reads: ``layers``, ``losses``,
+  ``optim``, ``autoencoder``, ``vae``, ``gradcheck``. Each imports NumPy and other core
+  modules only, and is written as the formulas it implements.
+* **the plumbing** that runs experiments: ``data``, ``io``, ``train``, ``analysis``,
+  ``plotting`` (matplotlib, imported only when asked for) and ``cli``. It uses the core.
+* **the fast path**, ``npnet.fast``: opt-in speed that gives the core's numbers bit for bit,
+  entered through ``npnet.fast.enable(model, optimizer)``. The core never imports it.
+
+The names most programs need are importable from ``npnet`` directly.
 """
 
 from .autoencoder import DenoisingAutoencoder

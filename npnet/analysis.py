@@ -5,7 +5,7 @@ Nothing here knows about models. An experiment script runs the model, hands the 
 to :mod:`npnet.plotting`.
 
 Notation: N images of D pixels (D = 784 for 28 x 28 MNIST), k principal components,
-latent codes of L dimensions, P pairs.
+latent codes of J dimensions, P pairs.
 
 PCA, as used here
 -----------------
@@ -41,8 +41,6 @@ import numpy as np
 
 __all__ = [
     "residuals",
-    "squared_error_per_image",
-    "squared_error_per_pixel",
     "PCAResult",
     "fit_pca",
     "residual_pca",
@@ -83,27 +81,6 @@ def residuals(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
             f"residuals: expected a batch of images, (N, D) or (N, H, W), got shape {images.shape}"
         )
     return (images - reconstructions).reshape(images.shape[0], -1)
-
-
-def squared_error_per_image(x: np.ndarray, x_hat: np.ndarray) -> float:
-    r"""The course's reconstruction error: squared error summed over pixels, mean over images.
-
-    .. math::  L = \frac{1}{N} \sum_{i=1}^{N} \lVert x_i - \hat x_i \rVert^2
-
-    The same convention as :func:`npnet.losses.mse_loss`, accumulated in float64.
-
-    Parameters
-    ----------
-    x, x_hat : ndarray, (N, D) or (N, H, W)
-    """
-    r = residuals(x, x_hat).astype(np.float64, copy=False)
-    return float(np.vdot(r, r)) / r.shape[0]
-
-
-def squared_error_per_pixel(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """:func:`squared_error_per_image` divided by the number of pixels D (a per-pixel MSE)."""
-    r = residuals(x, x_hat)
-    return squared_error_per_image(x, x_hat) / r.shape[1]
 
 
 # --------------------------------------------------------------------------------- PCA
@@ -313,14 +290,14 @@ def interpolate_codes(z_a: np.ndarray, z_b: np.ndarray, n_interpolates: int = 7)
 
     Parameters
     ----------
-    z_a, z_b : ndarray, (L,) for one pair or (P, L) for P pairs
+    z_a, z_b : ndarray, (J,) for one pair or (P, J) for P pairs
         Same shape.
     n_interpolates : int
         n >= 1.
 
     Returns
     -------
-    z : ndarray, (n, L) for one pair, (P, n, L) for P pairs
+    z : ndarray, (n, J) for one pair, (P, n, J) for P pairs
         Floating point: float32 codes stay float32, anything else becomes float64.
     """
     z_a = np.asarray(z_a)
@@ -332,11 +309,11 @@ def interpolate_codes(z_a: np.ndarray, z_b: np.ndarray, n_interpolates: int = 7)
         )
     if z_a.ndim not in (1, 2):
         raise ValueError(
-            f"interpolate_codes: expected codes of shape (L,) or (P, L), got {z_a.shape}"
+            f"interpolate_codes: expected codes of shape (J,) or (P, J), got {z_a.shape}"
         )
     dtype = np.result_type(z_a.dtype, z_b.dtype, np.float32)
     t = interpolation_times(n_interpolates).astype(dtype)[:, None]  # (n, 1)
-    # z_a[..., None, :] is (1, L) or (P, 1, L): broadcasting against t gives (..., n, L).
+    # z_a[..., None, :] is (1, J) or (P, 1, J): broadcasting against t gives (..., n, J).
     return (1 - t) * z_a[..., None, :] + t * z_b[..., None, :]
 
 
@@ -346,7 +323,7 @@ def latent_grid(extent: tuple[float, float, float, float], n_rows: int, n_cols: 
     ``extent = (z1_min, z1_max, z2_min, z2_max)``, in matplotlib's ``imshow`` order (left,
     right, bottom, top). ``z1`` increases along columns, left to right; ``z2`` decreases
     down the rows, so row 0 is the top (largest ``z2``). Decoding ``grid.reshape(-1, 2)``
-    and reshaping to (R, C, D) gives the images for :func:`npnet.plotting.plot_manifold`.
+    and reshaping to (R, C, D) gives the images for :func:`npnet.plotting.manifold_figure`.
     """
     z1_min, z1_max, z2_min, z2_max = (float(v) for v in extent)
     n_rows, n_cols = operator.index(n_rows), operator.index(n_cols)

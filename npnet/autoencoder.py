@@ -1,4 +1,4 @@
-r"""A denoising autoencoder built from npnet layers.
+r"""A denoising autoencoder built from npnet layers, and the corruptions it learns to undo.
 
 Training minimises, over mini-batches of clean images x_i and their corruptions x~_i,
 
@@ -13,18 +13,94 @@ Default shape (the course asks for at least three layers each way, code under ~2
     decoder   16 -> 128 -> 512 -> 784       Dense, ReLU, Dense, ReLU, Dense, Sigmoid
 
 The sigmoid keeps reconstructions in [0, 1], the range of the pixels.
+
+The corruptions (:func:`corrupt`) keep pixels in [0, 1] and the input's dtype, draw their
+randomness from the ``numpy.random.Generator`` they are given (same seed, same noise), and
+leave ``x`` untouched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from .analysis import squared_error_per_image
-from .corruption import corrupt
-from .layers import Sequential, in_batches, mlp
-from .losses import mse_loss
+from .layers import Sequential, mlp
+from .losses import mse_loss, squared_error_per_image
 
-__all__ = ["EncoderDecoder", "DenoisingAutoencoder"]
+__all__ = ["CORRUPTIONS", "corrupt", "in_batches", "EncoderDecoder", "DenoisingAutoencoder"]
+
+
+def gaussian_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """x~ = clip(x + level * n, 0, 1), n ~ N(0, I): ``level`` is the noise's standard deviation."""
+    return np.clip(x + level * rng.standard_normal(x.shape, dtype=x.dtype), 0, 1)
+
+
+def masking_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Each pixel independently set to 0 with probability ``level`` (Vincent et al., 2008)."""
+    keep = rng.random(x.shape) >= level
+    return x * keep
+
+
+def salt_and_pepper(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Each pixel independently, with probability ``level``, set to 0 or 1 (half each)."""
+    u = rng.random(x.shape)
+    noisy = x.copy()
+    noisy[u < level / 2] = 0
+    noisy[(u >= level / 2) & (u < level)] = 1
+    return noisy
+
+
+CORRUPTIONS = {
+    "gaussian": gaussian_noise,
+    "masking": masking_noise,
+    "salt_and_pepper": salt_and_pepper,
+}
+
+
+def corrupt(
+    x: np.ndarray, kind: str, level: float, rng: np.random.Generator | int | None
+) -> np.ndarray:
+    """Corrupt a batch of images (N, D) with pixels in [0, 1]; returns a new (N, D) array.
+
+    Parameters
+    ----------
+    kind : {"gaussian", "masking", "salt_and_pepper"}
+    level : float
+        Noise standard deviation (gaussian) or the probability that a pixel is hit (the
+        others). ``level = 0`` returns a copy of ``x``.
+
+    Tested by: tests/test_autoencoder.py::test_corruption_rates,
+    tests/test_autoencoder.py::test_corruption_range_dtype_seed_and_input_untouched
+    """
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}; choose from {sorted(CORRUPTIONS)}")
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"corrupt needs floating-point pixels in [0, 1], got dtype {x.dtype}; scale "
+            "0-255 pixels with x / 255 (npnet.data.load_mnist does)"
+        )
+    if not level >= 0 or (kind != "gaussian" and level > 1):
+        raise ValueError(
+            f"noise level for {kind!r} must be "
+            + ("a standard deviation >= 0" if kind == "gaussian" else "a probability in [0, 1]")
+            + f", got {level}"
+        )
+    return CORRUPTIONS[kind](x, float(level), np.random.default_rng(rng))
+
+
+def in_batches(function: Callable, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+    """``function`` applied to a large array (N, ...) in slices of ``batch_size`` rows.
+
+    Evaluating 10,000 images at once would hold every layer's (10000, width) activations;
+    slices bound that memory. The results are concatenated along the first axis.
+
+    Tested by: tests/test_autoencoder.py::test_in_batches_equals_one_batch
+    """
+    if len(x) == 0:
+        raise ValueError("got an empty array: there is nothing to evaluate")
+    return np.concatenate([function(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 class EncoderDecoder:
@@ -60,7 +136,7 @@ class DenoisingAutoencoder(EncoderDecoder):
     code : int
         Width of the code (bottleneck).
     noise, noise_level : str, float
-        Corruption applied during training (:func:`npnet.corruption.corrupt`).
+        Corruption applied during training (:func:`corrupt`).
     rng : numpy.random.Generator or int or None
         Initial weights.
 
@@ -68,6 +144,9 @@ class DenoisingAutoencoder(EncoderDecoder):
     ----------
     params, grads : dict[str, ndarray]
         All parameters, under ``"encoder.<i>.<W|b>"`` and ``"decoder.<i>.<W|b>"``.
+
+    Tested by: tests/test_autoencoder.py::test_dae_loss_gradients,
+    tests/test_train.py::test_loss_goes_down_and_history_has_every_epoch
     """
 
     def __init__(
@@ -99,12 +178,9 @@ class DenoisingAutoencoder(EncoderDecoder):
         """Reconstruction dec(enc(x)), (N, D) -> (N, D); keeps caches for ``backward``."""
         return self.decoder.forward(self.encoder.forward(x))
 
-    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """dL/d(input) from dL/d(reconstruction); fills ``grads``.
-
-        ``input_grad=False`` skips dL/d(input) (returns None): training needs only ``grads``.
-        """
-        return self.encoder.backward(self.decoder.backward(dout), input_grad=input_grad)
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dL/d(input) (N, D) from dL/d(reconstruction) (N, D); fills ``grads``."""
+        return self.encoder.backward(self.decoder.backward(dout))
 
     def train_step(self, x: np.ndarray, rng: np.random.Generator | int | None) -> dict:
         """Forward and backward on one clean batch x (N, D); fills ``grads``, updates nothing.
@@ -113,7 +189,7 @@ class DenoisingAutoencoder(EncoderDecoder):
         """
         reconstruction = self.forward(self.corrupt(x, rng))
         loss, dreconstruction = mse_loss(reconstruction, x)
-        self.backward(dreconstruction, input_grad=False)
+        self.backward(dreconstruction)
         return {"loss": loss}
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:

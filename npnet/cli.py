@@ -2,7 +2,8 @@
 
 ``experiments/dae_mnist.py`` and ``experiments/vae_interp.py`` are thin: each builds its own
 model and figures, and leaves everything they have in common to this module, so the two
-behave the same way (``--quick``, ``--resume``, ``--seed``, progress, Ctrl-C, summaries).
+behave the same way (``--quick``, ``--resume``, ``--seed``, ``--no-fast``, progress, Ctrl-C,
+the files written and the summary printed at the end).
 """
 
 from __future__ import annotations
@@ -18,20 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .data import MNISTError, load_mnist
-from .kernels import numba_available
-from .memory import keep_freed_memory
+from .fast.optim import numba_available
+from .fast.parallel import available_cores
+from .io import save_params, write_json
 from .optim import SGD, Adam
-from .parallel import DataParallel, available_cores
 from .train import CheckpointError, cosine_decay, fit
 
-__all__ = [
-    "HelpFormatter",
-    "add_common_arguments",
-    "load_data",
-    "make_optimizer",
-    "train_or_exit",
-    "Run",
-]
+__all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run"]
 
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
 
@@ -110,12 +104,14 @@ def add_common_arguments(
                        "run (default: %(default)s)")
     train.add_argument("--momentum", type=momentum_value, default=0.9,
                        help="momentum for --optimizer sgd (default: %(default)s)")
+    train.add_argument("--no-fast", action="store_true",
+                       help="train on the readable core alone, without npnet.fast: the same "
+                       "numbers, more slowly")
     train.add_argument("--threads", type=positive_int, default=1,
                        help="split every batch into this many shards, trained on as many "
-                       "threads (npnet.parallel.DataParallel); it pays at large batches, or "
-                       "where BLAS's own threads are slow (docs chapter 9), and changes the "
-                       f"noise draws; {available_cores()} cores here "
-                       "(default: %(default)s)")
+                       "threads (npnet.fast.DataParallel, docs/appendix-fast-path.md); "
+                       "changes the noise draws; "
+                       f"{available_cores()} cores here (default: %(default)s)")
     train.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
                        "(default: %(default)s)")
@@ -161,36 +157,6 @@ def make_optimizer(args, params: dict, default_lr: dict[str, float]):
     return Adam(params, lr=lr)
 
 
-def train_or_exit(model, optimizer, args, x_train, x_test, config: dict) -> dict:
-    """:func:`npnet.train.fit` with the script's options; clean exits on Ctrl-C and mismatches."""
-    keep_freed_memory()  # each step's arrays reuse the last step's pages (npnet.memory)
-    if args.threads > args.batch_size:
-        sys.exit(f"error: --threads {args.threads} is more than --batch-size "
-                 f"{args.batch_size}: every thread needs at least one image of each batch")
-    trainer = DataParallel(model, args.threads)  # with 1 thread: the model's own train_step
-    try:
-        return fit(
-            trainer,
-            optimizer,
-            x_train,
-            x_eval=x_test,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            checkpoint=args.out / "checkpoint.npz",
-            resume=args.resume,
-            config=config,
-            lr_schedule=cosine_decay if args.lr_schedule == "cosine" else None,
-            progress=not args.no_progress,
-        )
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (CheckpointError, FloatingPointError) as error:  # a mismatch is one too
-        sys.exit(f"error: {error}")
-    finally:
-        trainer.close()
-
-
 def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
     """Create ``--out`` and make sure files can be written there, before any training."""
     if folder.exists() and not folder.is_dir():
@@ -205,7 +171,12 @@ def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
 
 
 class Run:
-    """Bookkeeping of one experiment run: settings, wall time, and the files written."""
+    """One experiment run: its settings, training, the files it writes, and its summary.
+
+    An experiment script builds its model and optimizer, then calls :meth:`train`, writes its
+    figures with :meth:`figure`, and ends with :meth:`finish`, which writes metrics.json and
+    prints what was written.
+    """
 
     def __init__(self, args, parser: argparse.ArgumentParser):
         full_run_epochs = vars(args).pop("full_run_epochs")  # not a setting to record
@@ -213,10 +184,71 @@ class Run:
             args.epochs = 1 if args.quick else full_run_epochs
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
+        if args.threads > args.batch_size:
+            parser.error(f"--threads {args.threads} is more than --batch-size "
+                         f"{args.batch_size}: every thread needs at least one image of a batch")
+        if args.threads > 1 and args.no_fast:
+            parser.error("--threads trains through the fast path (npnet.fast.DataParallel); "
+                         "drop --no-fast, or use --threads 1")
         _check_writable(args.out, parser)
         self.args = args
         self.started = time.perf_counter()
         self.written: list[tuple[str, Path]] = []
+
+    def train(self, model, optimizer, x_train, x_test) -> dict:
+        """:func:`npnet.train.fit` with the script's options, then model.npz; returns the
+        history. Through :func:`npnet.fast.enable` unless ``--no-fast``. Ctrl-C, a
+        checkpoint that does not fit and a diverged loss end the script with a message."""
+        args = self.args
+        if args.no_fast:
+            trainer = model
+        else:
+            from . import fast  # only what trains fast needs the fast path
+
+            trainer = fast.enable(model, optimizer, threads=args.threads)
+        try:
+            history = fit(
+                trainer,
+                optimizer,
+                x_train,
+                x_eval=x_test,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                checkpoint=args.out / "checkpoint.npz",
+                resume=args.resume,
+                config=self.resume_config(),
+                lr_schedule=cosine_decay if args.lr_schedule == "cosine" else None,
+                progress=not args.no_progress,
+            )
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except (CheckpointError, FloatingPointError) as error:  # a mismatch is one too
+            sys.exit(f"error: {error}")
+        finally:
+            if trainer is not model:
+                trainer.close()
+        save_params(self.wrote("model parameters", args.out / "model.npz"), model.params)
+        self.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
+        self.history = history
+        return history
+
+    def figure(self, fig, description: str, name: str) -> None:
+        """Save a figure as ``--out``/name, listed in the summary under ``description``."""
+        from .plotting import save_figure  # matplotlib, only once there are figures
+
+        save_figure(fig, self.wrote(description, self.args.out / name))
+
+    def finish(self, metrics: dict, headline: str) -> None:
+        """Write metrics.json (``metrics`` plus the history, wall time, settings and
+        environment), then print the headline, the wall time and every file written."""
+        metrics = {**metrics, "history": self.history, "wall_seconds": self.seconds,
+                   "settings": self.settings(), "environment": self.environment()}
+        write_json(self.wrote("metrics", self.args.out / "metrics.json"), metrics)
+        print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
+        width = max(len(d) for d, _ in self.written)
+        for description, path in self.written:
+            print(f"  {description:<{width}}  {path}")
 
     def settings(self) -> dict:
         """Every option, as recorded in metrics.json."""
@@ -224,16 +256,15 @@ class Run:
 
     def resume_config(self) -> dict:
         """The options a checkpoint must agree on to be resumed: all that change the model or
-        its training, but not --epochs (resuming with more epochs trains further) nor where
-        files are."""
-        where = ("resume", "no_progress", "out", "data_dir", "epochs")
+        its training, but not --epochs (resuming with more epochs trains further), where
+        files are, nor --no-fast (the same numbers either way)."""
+        where = ("resume", "no_progress", "out", "data_dir", "epochs", "no_fast")
         return {k: v for k, v in self.settings().items() if k not in where}
 
     def environment(self) -> dict:
-        """Python, NumPy and processor, recorded in metrics.json next to the numbers."""
+        """Python, NumPy, processor and the fast path, recorded in metrics.json."""
         return {"python": platform.python_version(), "numpy": np.__version__,
-                "machine": platform.machine(),
-                # numba makes Adam one compiled loop (npnet.kernels): same numbers, faster
+                "machine": platform.machine(), "fast_path": not self.args.no_fast,
                 "numba": version("numba") if numba_available() else None}
 
     def wrote(self, description: str, path: Path) -> Path:
@@ -245,10 +276,3 @@ class Run:
     def seconds(self) -> float:
         """Wall time since the run started."""
         return time.perf_counter() - self.started
-
-    def print_summary(self, headline: str) -> None:
-        """Print the headline numbers, the wall time and every file written."""
-        print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
-        width = max(len(d) for d, _ in self.written)
-        for description, path in self.written:
-            print(f"  {description:<{width}}  {path}")

@@ -35,6 +35,9 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 
     ``f`` takes no arguments and reads ``x``, which is perturbed **in place**, one entry at
     a time, and restored exactly afterwards. Returns an array of ``x``'s shape.
+
+    Tested by: tests/test_gradcheck.py::test_numerical_gradient_of_a_known_function,
+    tests/test_gradcheck.py::test_numerical_gradient_through_a_strided_view
     """
     if x.dtype != np.float64:
         raise TypeError(
@@ -61,7 +64,10 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - b| / max(1e-8, max(|a| + |b|))``: 0 if equal, about 1 if unrelated."""
+    """``max|a - b| / max(1e-8, max(|a| + |b|))``: 0 if equal, about 1 if unrelated.
+
+    Tested by: tests/test_gradcheck.py::test_relative_error_scale_and_floor
+    """
     a, b = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"cannot compare gradients of shapes {a.shape} and {b.shape}")
@@ -90,6 +96,8 @@ def check_gradients(
     -------
     dict[str, float]
         ``{name: relative_error}`` for every name in ``arrays``.
+
+    Tested by: tests/test_layers.py::test_gradient_check_catches_a_wrong_backward
     """
     _, analytic = loss_and_grads()
     analytic = {name: np.array(analytic[name], dtype=np.float64) for name in arrays}
@@ -120,6 +128,8 @@ def check_layer(
     -------
     dict[str, float]
         Relative error for ``"x"`` and every parameter name.
+
+    Tested by: tests/test_layers.py::test_gradient_check_catches_a_wrong_backward
     """
     x = np.array(x, dtype=np.float64)
     dout = np.random.default_rng(rng).standard_normal(layer.forward(x).shape)
@@ -127,6 +137,12 @@ def check_layer(
     def loss_and_grads():
         out = layer.forward(x)
         dx = layer.backward(dout)
+        if dx is None:
+            raise TypeError(
+                f"{type(layer).__name__}.backward returned None instead of dL/dx; a layer "
+                "switched to the fast path for training (npnet.fast.enable) skips it. Check "
+                "a layer built afresh."
+            )
         grads = {name: g.copy() for name, g in layer.grads.items()}
         grads["x"] = dx
         return float(np.sum(out * dout)), grads

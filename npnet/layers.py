@@ -20,8 +20,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .placement import aligned_zeros, zeros_alongside
-
 __all__ = [
     "sigmoid",
     "Layer",
@@ -33,7 +31,6 @@ __all__ = [
     "Sequential",
     "ACTIVATIONS",
     "mlp",
-    "in_batches",
 ]
 
 
@@ -51,6 +48,9 @@ class Layer(ABC):
         dL/d(param) from the last ``backward``, under the same keys as ``params``.
     cache : object or None
         What ``forward`` kept for ``backward``; None until ``forward`` has run.
+
+    Tested by: tests/test_layers.py::test_backward_before_forward_is_a_clear_error,
+    tests/test_layers.py::test_backward_does_not_change_parameters
     """
 
     def __init__(self, name: str | None = None):
@@ -122,6 +122,9 @@ class Dense(Layer):
         Source of the initial weights (a seed gives the same weights every time).
     dtype : numpy dtype
         float32 for training, float64 for gradient checks. Inputs are cast to it.
+
+    Tested by: tests/test_layers.py::test_dense_gradients,
+    tests/test_layers.py::test_dense_initialisation_scale
     """
 
     def __init__(
@@ -151,47 +154,36 @@ class Dense(Layer):
             W = rng.uniform(-limit, limit, (self.in_features, self.out_features))
         else:
             raise ValueError(f"unknown init {init!r}; use 'he' or 'glorot'")
-        # The arrays live as long as the layer, and Adam streams each parameter with its
-        # gradient and two moments in one loop: npnet.placement spreads such arrays apart
-        # in memory (and onto huge pages), which makes that loop faster.
-        self.params = {
-            "W": aligned_zeros(W.shape, self.dtype),
-            "b": aligned_zeros(self.out_features, self.dtype),
-        }
-        self.params["W"][...] = W
-        self.grads = {key: zeros_alongside(value, stream=1) for key, value in self.params.items()}
+        self.params = {"W": W.astype(self.dtype), "b": np.zeros(self.out_features, self.dtype)}
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
 
     def describe(self) -> str:
         return f"Dense layer {self.name!r} ({self.in_features} -> {self.out_features})"
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        """x as an (N, D_in) array of the layer's dtype, or a clear error."""
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"{self.describe()} expects input of shape (N, {self.in_features}), "
                 f"got {x.shape}"
             )
+        return x
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x W + b, (N, D_in) -> (N, D_out); caches x."""
+        x = self._check_input(x)
         self.cache = x
-        y = x @ self.params["W"]
-        y += self.params["b"]  # in place: no second (N, D_out) temporary
-        return y
+        return x @ self.params["W"] + self.params["b"]
 
-    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Fill ``grads`` from dout (N, D_out); return dL/dx (N, D_in).
-
-        ``input_grad=False`` skips dL/dx and returns None. Training never needs the
-        gradient with respect to the data (the first layer's input), and that product,
-        ``dout W^T``, is a third of the layer's backward arithmetic.
-        """
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Fill ``grads`` from dout = dL/dy (N, D_out); return dL/dx (N, D_in)."""
         x = self._cached(dout)
-        dout = self._check_dout(dout, (x.shape[0], self.out_features)).astype(
-            self.dtype, copy=False
-        )
-        np.matmul(x.T, dout, out=self.grads["W"])
-        np.sum(dout, axis=0, out=self.grads["b"])
-        if not input_grad:
-            return None
-        return dout @ self.params["W"].T
+        dout = self._check_dout(dout, (x.shape[0], self.out_features))
+        dout = dout.astype(self.dtype, copy=False)
+        self.grads["W"] = x.T @ dout  # (D_in, N) @ (N, D_out)
+        self.grads["b"] = dout.sum(axis=0)  # (D_out,)
+        return dout @ self.params["W"].T  # (N, D_out) @ (D_out, D_in)
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features} -> {self.out_features}, name={self.name!r})"
@@ -203,12 +195,14 @@ class ReLU(Layer):
     Forward: ``y = max(0, x)``.  Backward: ``dL/dx = dout * [x > 0]``
     (the derivative at exactly 0 is taken as 0; gradient checks keep inputs away from it).
     Shapes: x, y, dout, dx all (N, D).
+
+    Tested by: tests/test_layers.py::test_relu_gradients
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         self.cache = x > 0
-        return np.maximum(x, 0, dtype=x.dtype)
+        return np.maximum(x, 0, dtype=x.dtype)  # dtype: a float32 batch stays float32
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         positive = self._cached(dout)
@@ -221,6 +215,8 @@ class LeakyReLU(Layer):
 
     Forward: ``y = x if x > 0 else alpha * x``.
     Backward: ``dL/dx = dout * (1 if x > 0 else alpha)``. Shapes: all (N, D).
+
+    Tested by: tests/test_layers.py::test_leaky_relu_gradients
     """
 
     def __init__(self, alpha: float = 0.01, name: str | None = None):
@@ -241,27 +237,23 @@ class LeakyReLU(Layer):
         return dout * slope
 
 
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     r"""The logistic function ``1 / (1 + exp(-x))``, elementwise, finite for every x.
 
     Written naively, ``exp(-x)`` overflows for x < -710 (float64) or x < -89 (float32).
     This uses the identity
 
-    .. math::  \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{1 + \tanh(x / 2)}{2},
+    .. math::  \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{1 + \tanh(x / 2)}{2}
 
     (multiply the numerator and denominator of the left side by e^{x/2}): tanh is bounded by
-    1, so nothing overflows, and NumPy evaluates it with vector instructions, several times
-    faster than ``scipy.special.expit``. The absolute error is that of the dtype (about
-    6e-8 in float32), so outputs below it round to exactly 0 (or 1).
+    1, so nothing overflows. The absolute error is that of the dtype (about 6e-8 in float32),
+    so outputs below it round to exactly 0 (or 1). npnet's one sigmoid: the layer below, the
+    BCE gradient and the VAE's decoded images all use it.
 
-    ``out``, if given, receives the result (it may be ``x`` itself).
+    Tested by: tests/test_layers.py::test_sigmoid_is_stable_at_extremes
     """
     x = np.asarray(x)
-    out = np.multiply(x, 0.5, out=out)  # Python floats: float32 stays float32
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+    return (1 + np.tanh(x / 2)) / 2  # Python numbers: a float32 x stays float32
 
 
 class Sigmoid(Layer):
@@ -270,8 +262,10 @@ class Sigmoid(Layer):
     Forward: ``y = 1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2`` by
     :func:`sigmoid`, which cannot overflow.
 
-    Backward: ``dy/dx = y (1 - y)``, so ``dL/dx = dout * y * (1 - y)``; only the output
+    Backward: ``dy/dx = y (1 - y)``, so ``dL/dx = dout * y (1 - y)``; only the output
     is cached. Shapes: all (N, D).
+
+    Tested by: tests/test_layers.py::test_sigmoid_gradients
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -282,16 +276,15 @@ class Sigmoid(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._cached(dout)
         dout = self._check_dout(dout, y.shape)
-        dx = np.subtract(1, y)  # one new array, then in place: no temporaries
-        dx *= y
-        dx *= dout
-        return dx
+        return dout * (y * (1 - y))
 
 
 class Tanh(Layer):
     r"""Hyperbolic tangent, elementwise.
 
     Forward: ``y = tanh(x)``.  Backward: ``dL/dx = dout * (1 - y^2)``. Shapes: all (N, D).
+
+    Tested by: tests/test_layers.py::test_tanh_gradients
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -316,6 +309,9 @@ class Sequential(Layer):
     Parameters are exposed under ``"<layer name>.<key>"``; a layer's name is
     ``"<container name>.<position>"`` (for example ``"encoder.0.W"``), or just the
     position when the container has no name.
+
+    Tested by: tests/test_layers.py::test_three_layer_sequential_gradients,
+    tests/test_layers.py::test_sequential_parameter_names_and_sharing
     """
 
     def __init__(self, *layers: Layer, name: str | None = None):
@@ -358,19 +354,11 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Fill every layer's ``grads`` from dout; return dL/dx.
-
-        With ``input_grad=False`` (training, where x is the data and nobody needs dL/dx)
-        the first layer computes its parameter gradients only, and None is returned.
-        """
-        for layer in reversed(self.layers[1:]):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Fill every layer's ``grads`` from dout; return dL/dx (last layer first)."""
+        for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        first = self.layers[0]
-        if isinstance(first, Dense | Sequential):
-            return first.backward(dout, input_grad=input_grad)
-        dx = first.backward(dout)  # a layer without weights computes dL/dx and nothing else
-        return dx if input_grad else None
+        return dout
 
     def describe(self) -> str:
         return f"Sequential {self.name!r}" if self.name else "Sequential"
@@ -396,6 +384,8 @@ def mlp(
     ``mlp([784, 512, 128, 16])`` is ``Dense(784, 512), ReLU, Dense(512, 128), ReLU,
     Dense(128, 16)``: the last Dense is followed by ``output_activation`` (None = linear).
     Dense layers followed by ReLU-like activations get He initialisation, the others Glorot.
+
+    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays
     """
     widths = [int(w) for w in widths]
     if len(widths) < 2 or min(widths) < 1:
@@ -413,14 +403,3 @@ def mlp(
         if follows is not None:
             layers.append(ACTIVATIONS[follows]())
     return Sequential(*layers, name=name)
-
-
-def in_batches(function, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
-    """``function`` applied to a large array (N, ...) in slices of ``batch_size`` rows.
-
-    Evaluating 10,000 images at once would hold every layer's (10000, width) activations;
-    slices bound that memory. The results are concatenated along the first axis.
-    """
-    if len(x) == 0:
-        raise ValueError("got an empty array: there is nothing to evaluate")
-    return np.concatenate([function(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])

@@ -15,14 +15,10 @@ restored exactly.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
-
-from .kernels import adam_kernel, numba_available
-from .placement import zeros_alongside
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -74,18 +70,9 @@ class Optimizer(ABC):
         """Update ``param`` in place from ``grad`` (the rule that defines the optimizer)."""
 
     def _state_of(self, name: str) -> dict[str, np.ndarray]:
-        """The state of parameter ``name``, created as zeros on first use.
-
-        The update reads each state array in the same loop as the parameter and its
-        gradient (streams 0 and 1), so the arrays are placed as streams 2, 3, ... beside
-        the parameter (:func:`npnet.placement.zeros_alongside`).
-        """
-        if name not in self.state:  # (not setdefault: its default would be built every step)
-            param = self.params[name]
-            self.state[name] = {
-                slot: zeros_alongside(param, stream=2 + i)
-                for i, slot in enumerate(self.state_slots)
-            }
+        """The state of parameter ``name`` (one array per slot), created as zeros on first use."""
+        if name not in self.state:
+            self.state[name] = {slot: np.zeros_like(self.params[name]) for slot in self.state_slots}
         return self.state[name]
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -128,7 +115,7 @@ class Optimizer(ABC):
         self.steps = int(flat["steps"])
         self.state = {}
         for slot, name, value in loaded:
-            self._state_of(name)[slot][...] = value  # into the placed arrays, cast on copy
+            self._state_of(name)[slot][...] = value  # cast to the parameter's dtype
 
 
 class SGD(Optimizer):
@@ -143,6 +130,9 @@ class SGD(Optimizer):
         w <- w - lr * (g + mu v)               (Nesterov: look one step ahead)
 
     With mu = 0 this is plain SGD, ``w <- w - lr g``.
+
+    Tested by: tests/test_optim.py::test_sgd_momentum_by_hand,
+    tests/test_optim.py::test_sgd_nesterov_by_hand
     """
 
     state_slots = ("velocity",)
@@ -173,8 +163,7 @@ class SGD(Optimizer):
             param -= self.lr * grad
             return
         velocity = self._state_of(name)["velocity"]
-        velocity *= self.momentum
-        velocity += grad
+        velocity[...] = self.momentum * velocity + grad
         if self.nesterov:
             param -= self.lr * (grad + self.momentum * velocity)
         else:
@@ -187,15 +176,18 @@ class Adam(Optimizer):
     With gradient g at step t (counting from 1), first and second moment estimates m, v
     (starting at 0)::
 
-        g <- g + lambda w
-        m <- beta1 m + (1 - beta1) g
-        v <- beta2 v + (1 - beta2) g^2
+        g <- g + lambda w                                   (L2 weight decay)
+        m <- beta1 m + (1 - beta1) g                        (moving mean of g)
+        v <- beta2 v + (1 - beta2) g^2                      (moving mean of g^2)
         m_hat = m / (1 - beta1^t),   v_hat = v / (1 - beta2^t)     (bias correction)
         w <- w - lr * m_hat / (sqrt(v_hat) + eps)
 
-    ``fused`` chooses how the rule runs: as NumPy passes, one per operation (False), or as
-    one compiled loop per parameter (True, needs numba: :mod:`npnet.kernels`), which gives
-    the same numbers about twice as fast. None (the default) fuses when numba is installed.
+    m and v start at 0, so early on they are biased towards 0: after t steps of a constant
+    gradient g, m = (1 - beta1^t) g. Dividing by 1 - beta1^t (and 1 - beta2^t) removes that
+    bias, which is why the first step moves every weight by lr (or almost: eps).
+
+    Tested by: tests/test_optim.py::test_adam_by_hand,
+    tests/test_optim.py::test_adam_first_step_moves_by_lr
     """
 
     state_slots = ("m", "v")
@@ -208,63 +200,26 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-        fused: bool | None = None,
     ):
         super().__init__(params, lr)
-        if fused and not numba_available():
-            raise ImportError(
-                "Adam(fused=True) needs numba, which is not installed; install it with "
-                "pip install 'npnet[fast]' (or pip install numba), or pass fused=False"
-            )
-        self.fused = numba_available() if fused is None else bool(fused)
         for label, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{label} must be in [0, 1), got {beta}")
-        if eps <= 0:
+        if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
-        self._scratch = np.empty(0)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
             grad = grad + self.weight_decay * param
         state = self._state_of(name)
-        m, v = state["m"], state["v"]
-        t = self.steps
-        # Fold both bias corrections into the step size (as the paper's end of section 2
-        # suggests): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), with eps scaled to match,
-        # so no m_hat or v_hat array is ever allocated.
-        correction2 = math.sqrt(1 - self.beta2**t)  # a Python float: keeps float32 float32
-        step_size = self.lr * correction2 / (1 - self.beta1**t)
-        eps = self.eps * correction2
-        grad = grad.astype(param.dtype, copy=False)
-        if self.fused and all(a.flags.c_contiguous for a in (param, grad, m, v)):
-            # The whole rule below in one compiled loop (npnet.kernels), on flat views of
-            # the arrays, with the scalars in the parameters' dtype: the same numbers.
-            to_dtype = param.dtype.type
-            scalars = (self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, step_size, eps)
-            flat = (array.reshape(-1) for array in (param, grad, m, v))
-            adam_kernel()(*flat, *map(to_dtype, scalars))
-            return
-        # Every line below writes into m, v, param or a scratch array (not part of the
-        # state): an expression like m + (1 - beta1) * grad would allocate a new array of
-        # the parameter's size for each operation, on every step. One scratch buffer, as
-        # large as the largest parameter, serves all of them in turn (fewer bytes to keep
-        # in the CPU's caches than one per parameter).
-        if self._scratch.size < param.size or self._scratch.dtype != param.dtype:
-            largest = max(p.size for p in self.params.values())
-            self._scratch = np.empty(largest, dtype=param.dtype)
-        scratch = self._scratch[: param.size].reshape(param.shape)
-        m *= self.beta1  # m <- beta1 m + (1 - beta1) g
-        np.multiply(grad, 1 - self.beta1, out=scratch)
-        m += scratch
-        v *= self.beta2  # v <- beta2 v + (1 - beta2) g^2
-        np.square(grad, out=scratch)
-        scratch *= 1 - self.beta2
-        v += scratch
-        np.sqrt(v, out=scratch)  # w <- w - lr_t m / (sqrt(v) + eps_t)
-        scratch += eps
-        np.divide(m, scratch, out=scratch)
-        scratch *= step_size
-        param -= scratch
+        m, v, t = state["m"], state["v"], self.steps
+        beta1, beta2 = self.beta1, self.beta2  # Python floats: float32 arrays stay float32
+        m[...] = beta1 * m + (1 - beta1) * grad
+        v[...] = beta2 * v + (1 - beta2) * grad**2
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -2,9 +2,9 @@
 
 Figures are built on ``matplotlib.figure.Figure`` directly, never through ``pyplot``: no
 display, no global figure registry, nothing to close, and the same code runs headless.
-Each figure has a builder that returns the ``Figure`` (``*_figure``: for tests and
-notebooks) and a writer that saves it (``plot_*``: returns the path). Every file is written
-through :func:`npnet.io.atomic_write`, so an interrupted run never leaves half a PNG.
+Each figure has a builder that returns the ``Figure`` (``*_figure``), and
+:func:`save_figure` writes any of them through :func:`npnet.io.atomic_write`, so an
+interrupted run never leaves half a PNG.
 
 Two kinds of gray
 -----------------
@@ -42,15 +42,10 @@ __all__ = [
     "tile_images",
     "save_figure",
     "signed_images_figure",
-    "plot_signed_images",
     "image_grid_figure",
-    "plot_image_grid",
     "training_curves_figure",
-    "plot_training_curves",
     "latent_scatter_figure",
-    "plot_latent_scatter",
     "manifold_figure",
-    "plot_manifold",
 ]
 
 DPI = 100
@@ -257,24 +252,6 @@ def _signed_colorbar(fig: Figure, im, ax, limit: float) -> None:
     bar.ax.tick_params(labelsize=8)
 
 
-def plot_signed_images(
-    images: np.ndarray,
-    titles: Sequence[str] | None,
-    path: str | os.PathLike,
-    shared: bool = True,
-    suptitle: str | None = None,
-    caption: str | None = None,
-) -> Path:
-    """Write :func:`signed_images_figure` to ``path``; returns the path.
-
-    For the residual figures: ``images`` = mean residual and the first principal
-    components, ``titles`` from :func:`residual_pca_titles`; ``shared=True`` for figure
-    (a), ``shared=False`` for figure (b).
-    """
-    fig = signed_images_figure(images, titles, shared=shared, suptitle=suptitle, caption=caption)
-    return save_figure(fig, path)
-
-
 # ------------------------------------------------------------------ pixel image grids
 
 
@@ -332,23 +309,6 @@ def image_grid_figure(
     return fig
 
 
-def plot_image_grid(
-    images: np.ndarray,
-    path: str | os.PathLike,
-    row_labels: Sequence[str] | None = None,
-    column_titles: Sequence[str] | None = None,
-    title: str | None = None,
-    caption: str | None = None,
-) -> Path:
-    """Write :func:`image_grid_figure` to ``path``; returns the path.
-
-    Used for the 10 x 9 interpolation figures, clean / corrupted / reconstructed rows,
-    VAE reconstructions and samples from the prior.
-    """
-    fig = image_grid_figure(images, row_labels, column_titles, title=title, caption=caption)
-    return save_figure(fig, path)
-
-
 # --------------------------------------------------------------------- training curves
 
 
@@ -382,17 +342,6 @@ def training_curves_figure(
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
-
-
-def plot_training_curves(
-    history: Mapping[str, Sequence[float]],
-    path: str | os.PathLike,
-    title: str | None = None,
-    ylabel: str | None = None,
-    logy: bool = False,
-) -> Path:
-    """Write :func:`training_curves_figure` to ``path``; returns the path."""
-    return save_figure(training_curves_figure(history, title, ylabel, logy), path)
 
 
 # -------------------------------------------------------------- 2-D latent space (VAE)
@@ -430,13 +379,6 @@ def latent_scatter_figure(
     if title:
         ax.set_title(title)
     return fig
-
-
-def plot_latent_scatter(
-    codes: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str | None = None
-) -> Path:
-    """Write :func:`latent_scatter_figure` to ``path``; returns the path."""
-    return save_figure(latent_scatter_figure(codes, labels, title), path)
 
 
 def manifold_figure(
@@ -481,13 +423,3 @@ def manifold_figure(
     if title:
         ax.set_title(title)
     return fig
-
-
-def plot_manifold(
-    images: np.ndarray,
-    path: str | os.PathLike,
-    extent: tuple[float, float, float, float] | None = None,
-    title: str | None = None,
-) -> Path:
-    """Write :func:`manifold_figure` to ``path``; returns the path."""
-    return save_figure(manifold_figure(images, extent, title), path)

@@ -23,7 +23,7 @@ so recon_n is the binary cross-entropy summed over pixels (:mod:`npnet.losses`).
 are used as gray targets in [0, 1], not binarised, as in the PyTorch reference example.
 
 **One parameterisation.** The encoder's last layer predicts ``mu`` and ``logvar``
-= log sigma^2 (not log sigma), side by side in one (N, 2L) array; everywhere below,
+= log sigma^2 (not log sigma), side by side in one (N, 2J) array; everywhere below,
 sigma = exp(logvar / 2) and sigma^2 = exp(logvar). ``tests/test_vae.py`` checks this with a
 Monte Carlo estimate of the KL drawn from the layer's own sampler.
 
@@ -38,12 +38,12 @@ function of (mu, logvar), and dz/dmu = 1, dz/dlogvar = sigma * eps / 2.
 **The KL term** between two Gaussians has a closed form (the paper's Appendix B), so it is
 computed exactly rather than sampled:
 
-.. math::  \mathrm{KL}_n = -\frac{1}{2} \sum_{j=1}^{L}
+.. math::  \mathrm{KL}_n = -\frac{1}{2} \sum_{j=1}^{J}
            \big(1 + \mathrm{logvar}_{nj} - \mu_{nj}^2 - e^{\mathrm{logvar}_{nj}}\big).
 
 **From the math to the code**::
 
-    mu(x), logvar(x)        VAE.encoder (Sequential, last Dense of width 2L), split in half
+    mu(x), logvar(x)        VAE.encoder (Sequential, last Dense of width 2J), split in half
     z = mu + sigma * eps    Reparameterize.forward        (eps kept in its cache)
     KL_n                    kl_divergence                 (Reparameterize keeps the batch mean)
     dKL_n/dmu, dKL/dlogvar  kl_divergence_backward        (added in Reparameterize.backward)
@@ -55,10 +55,9 @@ computed exactly rather than sampled:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
-from .autoencoder import EncoderDecoder
-from .layers import Layer, in_batches, mlp
+from .autoencoder import EncoderDecoder, in_batches
+from .layers import Layer, mlp, sigmoid
 from .losses import bce_with_logits, bce_with_logits_per_example
 
 __all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE"]
@@ -74,7 +73,7 @@ LOGVAR_RANGE = (-30.0, 20.0)
 def kl_divergence(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     r"""KL(q(z|x) || N(0, I)) for each example, with q = N(mu, diag(exp(logvar))).
 
-    .. math::  \mathrm{KL}_n = \frac{1}{2} \sum_{j=1}^{L}
+    .. math::  \mathrm{KL}_n = \frac{1}{2} \sum_{j=1}^{J}
                \big(\mu_{nj}^2 + e^{\mathrm{logvar}_{nj}} - 1 - \mathrm{logvar}_{nj}\big)
 
     (the usual ``-1/2 sum(1 + logvar - mu^2 - exp(logvar))``, terms reordered). Each term
@@ -87,25 +86,24 @@ def kl_divergence(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    mu, logvar : ndarray, (N, L)
+    mu, logvar : ndarray, (N, J)
         Mean and log-variance (log sigma^2) of q for each example.
 
     Returns
     -------
     kl : ndarray, (N,)
         In nats, in the dtype of ``mu``.
+
+    Tested by: tests/test_vae.py::test_kl_known_values,
+    tests/test_vae.py::test_analytic_kl_matches_monte_carlo
     """
     mu, logvar = np.asarray(mu), np.asarray(logvar)
     if mu.shape != logvar.shape or mu.ndim != 2:
         raise ValueError(
-            f"kl_divergence needs mu and logvar of the same shape (N, L), got {mu.shape} "
+            f"kl_divergence needs mu and logvar of the same shape (N, J), got {mu.shape} "
             f"and {logvar.shape}"
         )
-    terms = np.exp(logvar)
-    terms += mu * mu
-    terms -= logvar
-    terms -= 1.0  # Python floats throughout: a float32 batch stays float32
-    return 0.5 * terms.sum(axis=1)
+    return 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=1)
 
 
 def kl_divergence_backward(
@@ -122,37 +120,35 @@ def kl_divergence_backward(
 
     Parameters
     ----------
-    mu, logvar : ndarray, (N, L)
+    mu, logvar : ndarray, (N, J)
     dkl : ndarray, (N,), or a float (the same for every example)
 
     Returns
     -------
-    dmu, dlogvar : ndarray, (N, L) each
+    dmu, dlogvar : ndarray, (N, J) each
+
+    Tested by: tests/test_vae.py::test_kl_divergence_gradients
     """
     mu, logvar = np.asarray(mu), np.asarray(logvar)
     if np.ndim(dkl) == 0:
         dkl = float(dkl)  # a Python float: a NumPy float64 scalar would upcast float32 arrays
     else:
         dkl = np.asarray(dkl, dtype=mu.dtype)[:, None]
-    dmu = dkl * mu
-    dlogvar = np.exp(logvar)
-    dlogvar -= 1.0
-    dlogvar *= 0.5 * dkl
-    return dmu, dlogvar
+    return dkl * mu, dkl * (np.exp(logvar) - 1) / 2
 
 
 class Reparameterize(Layer):
     r"""The VAE's sampling layer: z = mu + exp(logvar / 2) * eps, plus the KL term's gradient.
 
-    Its input ``h`` (N, 2L) is the encoder's output, read as two halves::
+    Its input ``h`` (N, 2J) is the encoder's output, read as two halves::
 
-        mu     = h[:, :L]        mean of q(z|x)
-        logvar = h[:, L:]        log sigma^2 of q(z|x);  sigma = exp(logvar / 2)
+        mu     = h[:, :J]        mean of q(z|x)
+        logvar = h[:, J:]        log sigma^2 of q(z|x);  sigma = exp(logvar / 2)
 
     Forward, in training mode (``training=True``)::
 
-        eps ~ N(0, I)                 (N, L), from the layer's generator unless injected
-        z   = mu + sigma * eps        (N, L)
+        eps ~ N(0, I)                 (N, J), from the layer's generator unless injected
+        z   = mu + sigma * eps        (N, J)
 
     In evaluation mode (``training=False``) z = mu: the code of an image is its mean.
     In both modes the layer also computes ``KL_n`` (:func:`kl_divergence`) and keeps the
@@ -161,7 +157,7 @@ class Reparameterize(Layer):
     :data:`LOGVAR_RANGE` (see there); the clip is inactive in the range training uses.
 
     Backward. The loss is ``L = R(z) + beta * (1/N) sum_n KL_n(mu_n, logvar_n)``, where R
-    is the decoder's loss, whose gradient ``dz`` = dR/dz (N, L) arrives from the decoder
+    is the decoder's loss, whose gradient ``dz`` = dR/dz (N, J) arrives from the decoder
     (with R's own 1/N already in it). z_nj depends on mu_nj and logvar_nj only::
 
         dz_nj/dmu_nj     = 1
@@ -169,9 +165,9 @@ class Reparameterize(Layer):
 
     and KL_n has dKL_n/dmu_nj = mu_nj, dKL_n/dlogvar_nj = (exp(logvar_nj) - 1) / 2. So::
 
-        dL/dmu     = dz                   + (beta / N) * mu                       (N, L)
-        dL/dlogvar = dz * sigma * eps / 2 + (beta / N) * (sigma^2 - 1) / 2        (N, L)
-        dL/dh      = [dL/dmu, dL/dlogvar]                                          (N, 2L)
+        dL/dmu     = dz                   + (beta / N) * mu                       (N, J)
+        dL/dlogvar = dz * sigma * eps / 2 + (beta / N) * (sigma^2 - 1) / 2        (N, J)
+        dL/dh      = [dL/dmu, dL/dlogvar]                                          (N, 2J)
 
     with the very ``eps`` of the forward pass (kept in the cache). In evaluation mode
     z = mu, so the dz path gives dz to mu and nothing to logvar; the KL terms are the same.
@@ -188,6 +184,9 @@ class Reparameterize(Layer):
     ----------
     kl : float or None
         Mean over the batch of KL_n from the last forward pass, in nats.
+
+    Tested by: tests/test_vae.py::test_reparameterize_gradients,
+    tests/test_vae.py::test_samples_have_mean_mu_and_variance_exp_logvar
     """
 
     def __init__(
@@ -210,14 +209,14 @@ class Reparameterize(Layer):
         eps: np.ndarray | None = None,
         rng: np.random.Generator | int | None = None,
     ) -> np.ndarray:
-        """z (N, L) from h = [mu, logvar] (N, 2L); see the class docstring.
+        """z (N, J) from h = [mu, logvar] (N, 2J); see the class docstring.
 
         Parameters
         ----------
-        h : ndarray, (N, 2L)
+        h : ndarray, (N, 2J)
         training : bool
             Sample z (True) or return z = mu (False).
-        eps : ndarray, (N, L), optional
+        eps : ndarray, (N, J), optional
             The noise to use instead of drawing it (tests inject it). Training mode only.
         rng : numpy.random.Generator or int, optional
             Draw eps from this generator, this call only, instead of the layer's own.
@@ -227,7 +226,7 @@ class Reparameterize(Layer):
             h = h.astype(np.float64)
         if h.ndim != 2 or h.shape[1] % 2 or h.shape[1] == 0:
             raise ValueError(
-                f"{self.describe()} expects h of shape (N, 2L), mu and logvar side by side, "
+                f"{self.describe()} expects h of shape (N, 2J), mu and logvar side by side, "
                 f"so an even, positive number of columns; got {h.shape}"
             )
         n, latent = h.shape[0], h.shape[1] // 2
@@ -256,31 +255,24 @@ class Reparameterize(Layer):
                     f"got {eps.shape}"
                 )
         self.cache = (mu, logvar, sigma, eps, clipped)
-        z = sigma * eps
-        z += mu
-        return z
+        return mu + sigma * eps
 
     def backward(self, dz: np.ndarray) -> np.ndarray:
-        """dL/dh (N, 2L) from dz = dR/dz (N, L), with the KL term's gradient added."""
+        """dL/dh (N, 2J) from dz = dR/dz (N, J), with the KL term's gradient added."""
         mu, logvar, sigma, eps, clipped = self._cached(dz)
         dz = self._check_dout(dz, mu.shape).astype(mu.dtype, copy=False)
-        n, latent = mu.shape
+        n = mu.shape[0]
         # The KL term, weight beta, averaged over the batch: dL/dKL_n = beta / N for every n.
         dmu_kl, dlogvar_kl = kl_divergence_backward(mu, logvar, self.beta / n)
 
-        dh = np.empty((n, 2 * latent), dtype=mu.dtype)
-        dmu, dlogvar = dh[:, :latent], dh[:, latent:]  # views: writing them fills dh
-        np.add(dz, dmu_kl, out=dmu)  # dz_nj/dmu_nj = 1
         if eps is None:  # evaluation mode: z = mu does not depend on logvar
-            dlogvar[...] = dlogvar_kl
+            dlogvar = dlogvar_kl
         else:  # dz_nj/dlogvar_nj = sigma_nj * eps_nj / 2
-            np.multiply(dz, sigma, out=dlogvar)
-            dlogvar *= eps
-            dlogvar *= 0.5
-            dlogvar += dlogvar_kl
+            dlogvar = dz * sigma * eps / 2 + dlogvar_kl
         if clipped is not None:
-            dlogvar[clipped] = 0.0
-        return dh
+            dlogvar = np.where(clipped, 0, dlogvar)
+        dmu = dz + dmu_kl  # dz_nj/dmu_nj = 1
+        return np.concatenate([dmu, dlogvar], axis=1)  # (N, 2J)
 
     def __repr__(self) -> str:
         return f"Reparameterize(beta={self.beta}, name={self.name!r})"
@@ -291,9 +283,9 @@ class VAE(EncoderDecoder):
 
     Default shape (the PyTorch example's, one hidden layer deeper)::
 
-        encoder  784 -> 512 -> 256 -> 2L      Dense, ReLU, Dense, ReLU, Dense ([mu, logvar])
-        sampler  2L -> L                       Reparameterize (z = mu + sigma * eps, KL)
-        decoder    L -> 256 -> 512 -> 784      Dense, ReLU, Dense, ReLU, Dense (logits)
+        encoder  784 -> 512 -> 256 -> 2J      Dense, ReLU, Dense, ReLU, Dense ([mu, logvar])
+        sampler  2J -> J                       Reparameterize (z = mu + sigma * eps, KL)
+        decoder    J -> 256 -> 512 -> 784      Dense, ReLU, Dense, ReLU, Dense (logits)
 
     The decoder outputs logits s; the images are their Bernoulli means sigmoid(s). The loss
     (module docstring) is BCE-with-logits summed over pixels plus beta * KL, averaged over
@@ -306,7 +298,8 @@ class VAE(EncoderDecoder):
     hidden : tuple of int
         Encoder hidden widths, outermost first; the decoder mirrors them.
     latent : int
-        L, the dimension of z.
+        J, the dimension of z (J for the latent size, as in Kingma & Welling's
+        Appendix B; L is the loss).
     beta : float
         Weight of the KL term.
     activation : str
@@ -321,6 +314,9 @@ class VAE(EncoderDecoder):
     params, grads : dict[str, ndarray]
         All parameters under ``"encoder.<i>.<W|b>"`` and ``"decoder.<i>.<W|b>"``; the
         layers' own arrays, so an optimizer updates them in place. The sampler has none.
+
+    Tested by: tests/test_vae.py::test_whole_vae_loss_gradients,
+    tests/test_vae.py::test_training_reduces_the_loss
     """
 
     def __init__(
@@ -366,15 +362,14 @@ class VAE(EncoderDecoder):
         z = self.sampler.forward(h, training=training, eps=eps, rng=rng)
         return self.decoder.forward(z)
 
-    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
         """dL/dx (N, D) through the encoder from dL/ds (N, D); fills ``grads``.
 
         The sampler adds the KL term's gradient on the way, so L here is the decoder's loss
-        plus ``beta * sampler.kl``. ``input_grad=False`` skips dL/dx (returns None):
-        training needs only ``grads``, and the encoder's first layer then saves a product.
+        plus ``beta * sampler.kl``.
         """
         dh = self.sampler.backward(self.decoder.backward(dlogits))
-        return self.encoder.backward(dh, input_grad=input_grad)
+        return self.encoder.backward(dh)
 
     def train_step(
         self,
@@ -391,7 +386,7 @@ class VAE(EncoderDecoder):
         rng : numpy.random.Generator or int, optional
             Where eps comes from this step (the training loop passes one per epoch);
             the sampler's own generator otherwise.
-        eps : ndarray, (N, L), optional
+        eps : ndarray, (N, J), optional
             Fixed noise instead (gradient checks).
 
         Returns
@@ -404,7 +399,7 @@ class VAE(EncoderDecoder):
         logits = self.forward(x, training=True, eps=eps, rng=rng)
         recon, dlogits = bce_with_logits(logits, x)
         kl = self.sampler.kl
-        self.backward(dlogits, input_grad=False)
+        self.backward(dlogits)
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
     def evaluate(
@@ -434,15 +429,15 @@ class VAE(EncoderDecoder):
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
     def encode(self, x: np.ndarray, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, logvar) of q(z|x), each (N, L), for images x (N, D); logvar = log sigma^2,
+        """(mu, logvar) of q(z|x), each (N, J), for images x (N, D); logvar = log sigma^2,
         as the encoder predicts it (before the sampler's clip)."""
         h = in_batches(self.encoder.forward, np.asarray(x, dtype=self.dtype), batch_size)
         return h[:, : self.latent_dim].copy(), h[:, self.latent_dim :].copy()
 
     def decode(self, z: np.ndarray, batch_size: int = 2000) -> np.ndarray:
-        """Images sigmoid(s(z)) (N, D), the Bernoulli means, for codes z (N, L)."""
+        """Images sigmoid(s(z)) (N, D), the Bernoulli means, for codes z (N, J)."""
         logits = in_batches(self.decoder.forward, np.asarray(z, dtype=self.dtype), batch_size)
-        return expit(logits, out=logits)
+        return sigmoid(logits)
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """decode(mu(x)) (N, D): the reconstruction from the mean code, no sampling."""

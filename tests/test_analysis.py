@@ -21,9 +21,8 @@ from npnet.analysis import (
     residual_pca,
     residuals,
     sample_pairs,
-    squared_error_per_image,
-    squared_error_per_pixel,
 )
+from npnet.losses import squared_error_per_image
 
 # Turn any RuntimeWarning (0/0, overflow) into a failure.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -62,13 +61,6 @@ def test_residuals_name_both_shapes_on_mismatch():
         residuals(np.zeros((4, 784)), np.zeros((4, 783)))
     with pytest.raises(ValueError, match="batch"):
         residuals(np.zeros(784), np.zeros(784))
-
-
-def test_squared_error_is_sum_over_pixels_mean_over_images():
-    x = np.zeros((2, 3))
-    x_hat = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])  # per image: 5 and 9
-    assert squared_error_per_image(x, x_hat) == pytest.approx(7.0)
-    assert squared_error_per_pixel(x, x_hat) == pytest.approx(7.0 / 3)
 
 
 # ------------------------------------------------------------------------------ PCA

@@ -1,12 +1,14 @@
-"""MNIST data layer: IDX round trips, damaged files, where files are found, downloads, batches.
+"""MNIST data layer: reading IDX files, damaged files, where files are found, downloads.
 
-Everything except the last test runs on tiny fake IDX files written with ``write_idx``;
-downloads go to a local HTTP server on 127.0.0.1, never to the real network.
+Everything except the last test runs on tiny fake IDX files encoded here from the format
+description; downloads go to a local HTTP server on 127.0.0.1, never to the real network.
 """
 
 import gzip
 import hashlib
+import http.client
 import http.server
+import io
 import os
 import threading
 from functools import partial
@@ -27,7 +29,6 @@ from npnet.data import (
     find_mnist_dir,
     load_mnist,
     read_idx,
-    write_idx,
 )
 
 FILE_STEMS = [*MNIST_FILES["train"], *MNIST_FILES["test"]]
@@ -63,6 +64,12 @@ def idx_bytes(array, gz):
     return gzip.compress(content) if gz else content
 
 
+def write_idx(path, array):
+    """Write ``array`` as an IDX file, gzip-compressed if the name ends in .gz."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(idx_bytes(array, gz=str(path).endswith(".gz")))
+
+
 def write_fake_mnist(directory, n_train=6, n_test=4, gz=True, seed=0):
     """Write the four MNIST files with random 28 x 28 images; return the arrays by stem."""
     rng = np.random.default_rng(seed)
@@ -79,11 +86,13 @@ def write_fake_mnist(directory, n_train=6, n_test=4, gz=True, seed=0):
 
 @pytest.fixture
 def no_mnist_anywhere(tmp_path, monkeypatch):
-    """An environment where no MNIST can be found: empty home, empty cache, no NPNET_DATA.
+    """An environment where no MNIST can be found: empty home, empty cache, no NPNET_DATA,
+    and data_mnist/ beside the project moved to tmp_path/data_mnist (which does not exist).
 
     Returns the user cache directory npnet will use (it does not exist yet).
     """
     monkeypatch.delenv("NPNET_DATA", raising=False)
+    monkeypatch.setattr(data, "BESIDE_PROJECT_DIR", tmp_path / "data_mnist")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return tmp_path / "xdg-cache" / "npnet" / "mnist"
@@ -95,11 +104,11 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def mirror(tmp_path):
+def mirror(tmp_path, monkeypatch):
     """A local HTTP server on 127.0.0.1 serving fake gzip MNIST files.
 
-    Yields (base_url, checksums, contents): the mirror's URL ending in "/", the MD5 table of
-    the served .gz files, and the arrays in them by stem.
+    Sets ``npnet.data.MNIST_MD5`` to the MD5 table of the served .gz files and yields
+    (base_url, contents): the mirror's URL ending in "/" and the arrays served, by stem.
     """
     served = tmp_path / "served"
     contents = write_fake_mnist(served, gz=True, seed=1)
@@ -107,13 +116,14 @@ def mirror(tmp_path):
         stem + ".gz": hashlib.md5((served / (stem + ".gz")).read_bytes()).hexdigest()
         for stem in FILE_STEMS
     }
+    monkeypatch.setattr(data, "MNIST_MD5", checksums)
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), partial(QuietHandler, directory=str(served))
     )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/", checksums, contents
+        yield f"http://127.0.0.1:{server.server_port}/", contents
     finally:
         server.shutdown()
         server.server_close()
@@ -121,17 +131,15 @@ def mirror(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# IDX files: round trip and damage
+# IDX files: reading and damage
 # ---------------------------------------------------------------------------------------
 
 
 @reuses_tmp_path
 @given(array=idx_arrays(), gz=st.booleans())
-def test_idx_round_trip(tmp_path, array, gz):
-    path = tmp_path / ("round-trip.gz" if gz else "round-trip")
+def test_read_idx_reads_what_the_format_describes(tmp_path, array, gz):
+    path = tmp_path / ("idx.gz" if gz else "idx")
     write_idx(path, array)
-    written = path.read_bytes()
-    assert (gzip.decompress(written) if gz else written) == idx_bytes(array, gz=False)
     back = read_idx(path)
     assert back.dtype == np.uint8
     assert back.shape == array.shape
@@ -140,17 +148,10 @@ def test_idx_round_trip(tmp_path, array, gz):
 
 def test_compression_is_recognised_by_content_not_name(tmp_path):
     labels = np.arange(10, dtype=np.uint8)
-    write_idx(tmp_path / "really-gzip", labels)  # no .gz: written raw
+    (tmp_path / "really-gzip").write_bytes(idx_bytes(labels, gz=True))  # gzip, no .gz
     (tmp_path / "looks-gzip.gz").write_bytes(idx_bytes(labels, gz=False))  # raw, named .gz
     np.testing.assert_array_equal(read_idx(tmp_path / "really-gzip"), labels)
     np.testing.assert_array_equal(read_idx(tmp_path / "looks-gzip.gz"), labels)
-
-
-def test_write_idx_refuses_what_idx_cannot_hold(tmp_path):
-    with pytest.raises(TypeError, match="uint8"):
-        write_idx(tmp_path / "x", np.zeros(3, dtype=np.float32))
-    with pytest.raises(ValueError, match="shape"):
-        write_idx(tmp_path / "x", np.zeros((3, 4), dtype=np.uint8))
 
 
 @fails_fast
@@ -168,7 +169,8 @@ def test_truncated_file_raises_mnist_error(tmp_path, array, gz, data_):
 @given(
     array=idx_arrays(),
     gz=st.booleans(),
-    magic=st.integers(0, 2**32 - 1).filter(lambda m: m not in (2049, 2051)),
+    # Neither IDX magic number nor the gzip signature 1f 8b (that would be a gzip error).
+    magic=st.integers(0, 2**32 - 1).filter(lambda m: m not in (2049, 2051) and m >> 16 != 0x1F8B),
 )
 def test_wrong_magic_number_raises_mnist_error(tmp_path, array, gz, magic):
     raw = bytearray(idx_bytes(array, gz=False))
@@ -363,6 +365,26 @@ def test_torchvision_layout_is_found(tmp_path, no_mnist_anywhere, gz):
     np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
 
 
+@pytest.mark.parametrize("layout", [".", "MNIST/raw"])
+def test_data_mnist_beside_the_project_comes_after_env_and_before_cache(
+    tmp_path, no_mnist_anywhere, monkeypatch, layout
+):
+    beside = data.BESIDE_PROJECT_DIR  # tmp_path / "data_mnist", see no_mnist_anywhere
+    write_fake_mnist(no_mnist_anywhere)
+    write_fake_mnist(beside / layout, gz=False)
+    assert find_mnist_dir() == beside / layout
+    write_fake_mnist(tmp_path / "env")
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "env"))
+    assert find_mnist_dir() == tmp_path / "env"
+
+
+def test_data_mnist_is_the_folder_beside_the_repository():
+    repository = Path(__file__).resolve().parents[1]
+    if Path(data.__file__).resolve().parents[1] != repository:
+        pytest.skip("npnet is not imported from this checkout")
+    assert data.BESIDE_PROJECT_DIR == repository.parent / "data_mnist"
+
+
 def test_not_found_message_lists_files_dirs_and_how_to_fix(
     tmp_path, no_mnist_anywhere, monkeypatch
 ):
@@ -377,8 +399,10 @@ def test_not_found_message_lists_files_dirs_and_how_to_fix(
         assert stem in message
     assert f"{env}  (NPNET_DATA): missing train-labels-idx1-ubyte," in message
     assert "train-images-idx3-ubyte," not in message.split("(NPNET_DATA)")[1].splitlines()[0]
+    assert f"{tmp_path / 'data_mnist'}  (beside the project): no such directory" in message
     assert f"{no_mnist_anywhere}  (user cache): no such directory" in message
-    for hint in ("data_dir=", "--data-dir", "NPNET_DATA=", "download=True"):
+    assert f"download=True) downloads them into {env}." in message
+    for hint in ("data_dir=", "--data-dir", "NPNET_DATA="):
         assert hint in message
     assert message.splitlines()[-1].startswith("If you already have the files")
 
@@ -389,61 +413,88 @@ def test_not_found_message_lists_files_dirs_and_how_to_fix(
 
 
 def test_download_puts_verified_files_in_place(tmp_path, mirror):
-    url, checksums, contents = mirror
+    url, contents = mirror
     dest = tmp_path / "cache"
-    assert download_mnist(dest, mirrors=[url], checksums=checksums, progress=False) == dest
-    assert sorted(p.name for p in dest.iterdir()) == sorted(checksums)
+    assert download_mnist(dest, mirrors=[url], progress=False) == dest
+    assert sorted(p.name for p in dest.iterdir()) == sorted(data.MNIST_MD5)
     images, labels = load_mnist("train", data_dir=dest, download=False)
     np.testing.assert_array_equal(labels, contents["train-labels-idx1-ubyte"])
 
 
 def test_download_falls_back_to_the_next_mirror(tmp_path, mirror):
-    url, checksums, _ = mirror
+    url, _ = mirror
     dest = tmp_path / "cache"
-    download_mnist(dest, mirrors=[url + "gone/", url], checksums=checksums, progress=False)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(checksums)
+    download_mnist(dest, mirrors=[url + "gone/", url], progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(data.MNIST_MD5)
 
 
-def test_wrong_checksum_is_rejected_and_leaves_nothing(tmp_path, mirror):
-    url, checksums, _ = mirror
-    bad = dict(checksums, **{"train-images-idx3-ubyte.gz": "0" * 32})
+def test_wrong_checksum_is_rejected_and_leaves_nothing(tmp_path, mirror, monkeypatch):
+    url, _ = mirror
+    monkeypatch.setitem(data.MNIST_MD5, "train-images-idx3-ubyte.gz", "0" * 32)
     dest = tmp_path / "cache"
     dest.mkdir()
     with pytest.raises(MNISTError, match="expected 0{32}; the file was discarded"):
-        download_mnist(dest, mirrors=[url], checksums=bad, progress=False)
+        download_mnist(dest, mirrors=[url], progress=False)
     assert list(dest.iterdir()) == []  # neither the bad file nor a temporary file
 
 
-def test_bad_file_later_in_the_list_keeps_only_verified_files(tmp_path, mirror):
-    url, checksums, _ = mirror
-    bad = dict(checksums, **{"t10k-images-idx3-ubyte.gz": "0" * 32})
+def test_bad_file_later_in_the_list_keeps_only_verified_files(tmp_path, mirror, monkeypatch):
+    url, _ = mirror
+    monkeypatch.setitem(data.MNIST_MD5, "t10k-images-idx3-ubyte.gz", "0" * 32)
     dest = tmp_path / "cache"
     with pytest.raises(MNISTError, match="t10k-images-idx3-ubyte.gz"):
-        download_mnist(dest, mirrors=[url], checksums=bad, progress=False)
+        download_mnist(dest, mirrors=[url], progress=False)
     assert sorted(p.name for p in dest.iterdir()) == [
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
     ]
 
 
-def test_load_mnist_downloads_into_the_cache(mirror, no_mnist_anywhere, monkeypatch):
-    url, checksums, contents = mirror
+def test_connection_cut_short_leaves_nothing(tmp_path):
+    class CutShort(io.BytesIO):
+        """A response that delivers one chunk, then loses the connection."""
+
+        def read(self, size=-1):
+            if self.tell():
+                raise http.client.IncompleteRead(b"")
+            return super().read(size)
+
+    def opener(url, timeout):
+        return CutShort(b"\x1f\x8b" + bytes(100_000))
+
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    with pytest.raises(MNISTError, match="IncompleteRead"):
+        download_mnist(dest, mirrors=["http://unused/"], opener=opener, progress=False)
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("into", ["data_dir", "NPNET_DATA", "user cache"])
+def test_load_mnist_downloads_into_data_dir_else_env_else_cache(
+    tmp_path, mirror, no_mnist_anywhere, monkeypatch, into
+):
+    url, contents = mirror
     monkeypatch.setattr(data, "MIRRORS", (url,))
-    monkeypatch.setattr(data, "MNIST_MD5", checksums)
-    images, labels = load_mnist("test")
+    data.BESIDE_PROJECT_DIR.mkdir()  # there but empty: downloads never go there
+    dest = {"data_dir": tmp_path / "mine", "NPNET_DATA": tmp_path / "env"}.get(
+        into, no_mnist_anywhere
+    )
+    if into == "NPNET_DATA":
+        monkeypatch.setenv("NPNET_DATA", str(dest))
+    images, labels = load_mnist("test", data_dir=dest if into == "data_dir" else None)
     assert images.shape == (4, 784)
     np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
-    assert find_mnist_dir() == no_mnist_anywhere
+    assert sorted(p.name for p in dest.iterdir()) == sorted(data.MNIST_MD5)
+    assert list(data.BESIDE_PROJECT_DIR.iterdir()) == []
 
 
 def test_failed_download_says_what_was_searched_and_tried(mirror, no_mnist_anywhere, monkeypatch):
-    url, checksums, _ = mirror
+    url, _ = mirror
     monkeypatch.setattr(data, "MIRRORS", (url + "gone/",))
     with pytest.raises(MNISTNotFoundError) as caught:
         load_mnist("train")
     message = str(caught.value)
-    assert "Downloading them into" in message and "404" in message
-    assert str(no_mnist_anywhere) in message
+    assert f"Downloading them into {no_mnist_anywhere} failed" in message and "404" in message
     for stem in FILE_STEMS:
         assert stem in message
     assert not no_mnist_anywhere.exists()  # the cache folder made for the download is gone

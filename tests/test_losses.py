@@ -8,7 +8,12 @@ from hypothesis.extra.numpy import arrays
 from strategies import batches
 
 from npnet.gradcheck import check_gradients
-from npnet.losses import bce_with_logits, bce_with_logits_per_example, mse_loss
+from npnet.losses import (
+    bce_with_logits,
+    bce_with_logits_per_example,
+    mse_loss,
+    squared_error_per_image,
+)
 
 TOLERANCE = 1e-6
 
@@ -100,3 +105,15 @@ def test_bce_targets_outside_0_1_are_a_clear_error(loss_fn, bad):
     target = np.array([[bad, 0.0], [0.5, 1.0]])
     with pytest.raises(ValueError, match=r"targets must be in \[0, 1\]"):
         loss_fn(np.full((2, 2), 5.0), target)
+
+
+def test_squared_error_per_image():
+    """Sum over pixels, mean over images, in float64, for flat and (N, H, W) stacks; the
+    value of mse_loss on the same batch."""
+    x = np.zeros((2, 3))
+    x_hat = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])  # per image: 5 and 9
+    assert squared_error_per_image(x, x_hat) == pytest.approx(7.0)
+    assert squared_error_per_image(x.reshape(2, 3, 1), x_hat.reshape(2, 3, 1)) == 7.0
+    assert squared_error_per_image(x, x_hat) == pytest.approx(mse_loss(x_hat, x)[0])
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 2\)"):
+        squared_error_per_image(x, x_hat[:, :2])

@@ -2,19 +2,16 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import array_shapes, arrays
 
-import npnet.optim
-from npnet.kernels import numba_available
+from npnet.fast.optim import FastAdam, numba_available
 from npnet.optim import SGD, Adam
 
-# Adam runs as NumPy passes (fused=False) or as one compiled loop (fused=True, numba).
-ADAM_PATHS = [
-    False,
+# The core's Adam, and the fast path's compiled loop (tests/test_fast.py proves them equal
+# bit for bit; these tests hold both to the rule itself).
+ADAMS = [
+    Adam,
     pytest.param(
-        True, marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")
+        FastAdam, marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")
     ),
 ]
 
@@ -48,8 +45,8 @@ def test_sgd_weight_decay_by_hand():
     assert run(SGD, [0.5], lr=0.1, weight_decay=0.1) == pytest.approx(0.94)
 
 
-@pytest.mark.parametrize("fused", ADAM_PATHS)
-def test_adam_by_hand(fused):
+@pytest.mark.parametrize("adam", ADAMS)
+def test_adam_by_hand(adam):
     lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
     w, m, v = 1.0, 0.0, 0.0
     for t, g in enumerate([0.5, -0.2, 0.3], start=1):
@@ -57,52 +54,13 @@ def test_adam_by_hand(fused):
         v = b2 * v + (1 - b2) * g * g
         m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
         w -= lr * m_hat / (np.sqrt(v_hat) + eps)
-    assert run(Adam, [0.5, -0.2, 0.3], lr=lr, fused=fused) == pytest.approx(w, rel=1e-12)
+    assert run(adam, [0.5, -0.2, 0.3], lr=lr) == pytest.approx(w, rel=1e-12)
 
 
-@pytest.mark.parametrize("fused", ADAM_PATHS)
-def test_adam_first_step_moves_by_lr(fused):
+@pytest.mark.parametrize("adam", ADAMS)
+def test_adam_first_step_moves_by_lr(adam):
     # m_hat / sqrt(v_hat) = g / |g| at t = 1: the first step has size lr whatever g's scale.
-    assert run(Adam, [1e-2], lr=0.01, fused=fused) == pytest.approx(0.99, rel=1e-6)
-
-
-@pytest.mark.skipif(not numba_available(), reason="numba not installed")
-@given(
-    dtype=st.sampled_from([np.float32, np.float64]),
-    shape=array_shapes(min_dims=1, max_dims=2, max_side=40),
-    seed=st.integers(0, 2**32 - 1),
-    weight_decay=st.sampled_from([0.0, 0.01]),
-)
-def test_fused_adam_gives_the_same_bits_as_numpy_passes(dtype, shape, seed, weight_decay):
-    """The compiled loop does the NumPy passes' operations in their order: equal results."""
-    rng = np.random.default_rng(seed)
-    w0 = rng.standard_normal(shape).astype(dtype)
-    results = {}
-    for fused in (False, True):
-        w = w0.copy()
-        opt = Adam({"w": w}, lr=0.01, weight_decay=weight_decay, fused=fused)
-        for g in np.random.default_rng(seed + 1).standard_normal((4, *shape)).astype(dtype):
-            opt.step({"w": g})
-        results[fused] = (w, opt.state["w"]["m"], opt.state["w"]["v"])
-    for numpy_array, fused_array in zip(results[False], results[True], strict=True):
-        np.testing.assert_array_equal(fused_array, numpy_array)
-
-
-@given(x=arrays(np.float32, (3, 4), elements=st.floats(-2, 2, width=32)))
-def test_fused_adam_falls_back_on_arrays_it_cannot_loop_over(x):
-    """A non-contiguous parameter (a transposed view) is updated by the NumPy passes."""
-    w_view, w_copy = x.copy().T, np.ascontiguousarray(x.T)
-    g = np.ones_like(w_copy)
-    Adam({"w": w_view}, lr=0.1).step({"w": g})
-    Adam({"w": w_copy}, lr=0.1, fused=False).step({"w": g})
-    np.testing.assert_array_equal(w_view, w_copy)
-
-
-def test_fused_adam_without_numba_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(npnet.optim, "numba_available", lambda: False)
-    with pytest.raises(ImportError, match="pip install 'npnet\\[fast\\]'"):
-        Adam({"w": np.ones(2)}, fused=True)
-    assert Adam({"w": np.ones(2)}).fused is False  # the default falls back quietly
+    assert run(adam, [1e-2], lr=0.01) == pytest.approx(0.99, rel=1e-6)
 
 
 @pytest.mark.parametrize("cls,kwargs", [(SGD, {"momentum": 0.9}), (Adam, {})])
@@ -143,10 +101,9 @@ def test_mismatched_gradients_are_a_clear_error():
 OPTIMIZERS = [
     (SGD, {}),
     (SGD, {"momentum": 0.9}),
-    (Adam, {"fused": False}),
+    (Adam, {}),
     pytest.param(
-        Adam, {"fused": True},
-        marks=pytest.mark.skipif(not numba_available(), reason="numba not installed"),
+        FastAdam, {}, marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")
     ),
 ]
 

@@ -15,11 +15,6 @@ from npnet.plotting import (
     image_grid_figure,
     latent_scatter_figure,
     manifold_figure,
-    plot_image_grid,
-    plot_latent_scatter,
-    plot_manifold,
-    plot_signed_images,
-    plot_training_curves,
     residual_pca_titles,
     save_figure,
     signed_gray,
@@ -256,37 +251,38 @@ def assert_png(path, max_bytes=300_000):
     return pixels
 
 
-def test_every_writer_produces_a_png(tmp_path):
+def test_every_figure_saves_as_a_png(tmp_path):
     rng = np.random.default_rng(3)
     signed = signed_stack()
     titles = residual_pca_titles(np.full(5, 0.02))
     caption = "PCs are unit vectors; the mean residual is in pixel units."
-    written = [
-        plot_signed_images(signed, titles, tmp_path / "a.png", True, "(a)", caption),
-        plot_signed_images(signed, titles, tmp_path / "b.png", False, "(b)", caption),
-        plot_image_grid(
+    figures = {
+        "a.png": signed_images_figure(signed, titles, True, "(a)", caption),
+        "b.png": signed_images_figure(signed, titles, False, "(b)", caption),
+        "pairs.png": image_grid_figure(
             rng.random((10, 9, 784)) ** 4,
-            tmp_path / "pairs.png",
             row_labels=[f"{d} -> {d}" for d in range(10)],
             title="same digit",
             caption="Columns 1 and 9 are real test images, 2-8 decoded.",
         ),
-        plot_training_curves({"train": [1.0, 0.5]}, tmp_path / "curves.png", "loss", "L"),
-        plot_latent_scatter(
-            rng.standard_normal((300, 2)), rng.integers(0, 10, 300), tmp_path / "latent.png"
+        "curves.png": training_curves_figure({"train": [1.0, 0.5]}, "loss", "L"),
+        "latent.png": latent_scatter_figure(
+            rng.standard_normal((300, 2)), rng.integers(0, 10, 300)
         ),
-        plot_manifold(rng.random((4, 4, 784)), tmp_path / "manifold.png", (-2, 2, -2, 2)),
-    ]
-    for path in written:
-        assert_png(path)
+        "manifold.png": manifold_figure(rng.random((4, 4, 784)), (-2, 2, -2, 2)),
+    }
+    for name, figure in figures.items():
+        assert save_figure(figure, tmp_path / name) == tmp_path / name
+        assert_png(tmp_path / name)
 
 
 def test_caption_and_suptitle_make_the_figure_taller(tmp_path):
     images = signed_stack()
-    plain = assert_png(plot_signed_images(images, None, tmp_path / "plain.png"))
+    plain = assert_png(save_figure(signed_images_figure(images), tmp_path / "plain.png"))
     annotated = assert_png(
-        plot_signed_images(
-            images, None, tmp_path / "annotated.png", suptitle="title", caption="a caption"
+        save_figure(
+            signed_images_figure(images, suptitle="title", caption="a caption"),
+            tmp_path / "annotated.png",
         )
     )
     assert annotated.shape[0] > plain.shape[0]

@@ -256,7 +256,7 @@ def test_float32_in_float32_out():
 
 
 def test_odd_width_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"\(N, 2L\).*\(4, 5\)"):
+    with pytest.raises(ValueError, match=r"\(N, 2J\).*\(4, 5\)"):
         Reparameterize().forward(np.zeros((4, 5)))
 
 
@@ -331,11 +331,13 @@ def test_encode_decode_reconstruct():
     x = np.random.default_rng(0).random((7, 10), dtype=np.float32)
     mu, logvar = model.encode(x, batch_size=3)
     h = model.encoder.forward(x)
-    np.testing.assert_allclose(mu, h[:, :3], rtol=1e-6)
-    np.testing.assert_allclose(logvar, h[:, 3:], rtol=1e-6)
+    # A float32 product of 3 rows may round otherwise than one of 7 (BLAS picks its kernel
+    # by shape): equal to float32's precision, not bit for bit.
+    np.testing.assert_allclose(mu, h[:, :3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logvar, h[:, 3:], rtol=1e-5, atol=1e-6)
     images = model.decode(mu, batch_size=2)
     assert images.shape == (7, 10) and np.all((images > 0) & (images < 1))
-    np.testing.assert_array_equal(model.reconstruct(x), model.decode(mu))
+    np.testing.assert_array_equal(model.reconstruct(x), model.decode(model.encode(x)[0]))
 
 
 def test_training_reduces_the_loss():

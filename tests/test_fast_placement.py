@@ -1,4 +1,5 @@
-"""npnet.placement: arrays at the page offsets asked for, and the training's arrays placed."""
+"""npnet.fast.placement: arrays at the page offsets asked for, and enable() places the
+training's arrays."""
 
 import re
 from pathlib import Path
@@ -8,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from npnet import fast
 from npnet.autoencoder import DenoisingAutoencoder
-from npnet.layers import Dense
-from npnet.optim import SGD, Adam
-from npnet.placement import (
+from npnet.fast.placement import (
     HUGE_FROM_BYTES,
     HUGE_PAGE_BYTES,
     PAGE_BYTES,
@@ -19,6 +19,8 @@ from npnet.placement import (
     aligned_zeros,
     zeros_alongside,
 )
+from npnet.layers import Dense, Sequential
+from npnet.optim import SGD, Adam
 
 DTYPES = [np.float32, np.float64, np.int16]
 
@@ -91,17 +93,20 @@ def streams_apart(*arrays) -> list[int]:
             for a in arrays]
 
 
-def test_dense_adam_and_sgd_put_their_arrays_a_quarter_page_apart():
-    layer = Dense(300, 200, rng=0)
-    adam = Adam(layer.params)
-    sgd = SGD(layer.params, momentum=0.9)
-    adam.step(layer.grads)
-    sgd.step(layer.grads)
-    for key, param in layer.params.items():
+@pytest.mark.parametrize("optimizer_class", [Adam, SGD])
+def test_enable_puts_dense_and_optimizer_arrays_a_quarter_page_apart(optimizer_class):
+    model = Sequential(Dense(300, 200, rng=0))
+    optimizer = optimizer_class(model.params, momentum=0.9) if optimizer_class is SGD else (
+        optimizer_class(model.params))
+    fast.enable(model, optimizer)
+    model.forward(np.ones((2, 300), dtype=np.float32))
+    model.backward(np.ones((2, 200), dtype=np.float32))
+    optimizer.step(model.grads)
+    for key, param in model.params.items():
         assert page_offset(param) == 0
-        m, v = adam.state[key]["m"], adam.state[key]["v"]
-        assert streams_apart(param, layer.grads[key], m, v) == [0, 1, 2, 3]
-        assert streams_apart(param, sgd.state[key]["velocity"]) == [0, 2]
+        assert optimizer.params[key] is param
+        state = [optimizer.state[key][slot] for slot in optimizer.state_slots]
+        assert streams_apart(param, model.grads[key], *state) == [0, 1, 2, 3][: 2 + len(state)]
 
 
 def test_loaded_optimizer_state_is_placed_and_equal_to_the_saved():
@@ -111,6 +116,7 @@ def test_loaded_optimizer_state_is_placed_and_equal_to_the_saved():
     model.train_step(x, 0)
     trained.step(model.grads)
     restored = Adam(model.params)
+    fast.enable(model, restored)
     restored.load_state_dict({k: np.copy(v) for k, v in trained.state_dict().items()})
     for key, param in model.params.items():
         for slot, stream in (("m", 2), ("v", 3)):

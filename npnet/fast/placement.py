@@ -2,7 +2,7 @@
 
 Every optimizer step runs one loop per parameter that reads four arrays side by side,
 element i of each: the parameter ``w``, its gradient ``g`` and the optimizer's two moments
-``m`` and ``v`` (:class:`npnet.optim.Adam`), and writes three of them. How fast that loop
+``m`` and ``v`` (:class:`npnet.fast.optim.FastAdam`), and writes three of them. How fast that loop
 runs depends on where the four arrays start, for two reasons:
 
 * **4 KiB aliasing.** A CPU compares the low 12 bits of a load's address with those of the
@@ -23,10 +23,9 @@ get their own 2 MiB-aligned region, advised for transparent huge pages (Linux; e
 or with huge pages switched off, only the spreading applies). The arithmetic is unchanged:
 this decides addresses, not values.
 
-Measured on the project's 2-core VM (``benchmarks/bench_placement.py``, one process
-alternating between these arrays and plain copies of them): at batch 128, Adam's step took
-18-42% less time and the whole training step 3-10% less (DAE and VAE); at batch 512, where
-the matrix products dominate, the step took 1-3% less. ``benchmarks/README.md`` has the runs.
+:func:`npnet.fast.enable` places every Dense layer's parameters and gradients this way,
+and :mod:`npnet.fast.optim` the optimizer's state; ``benchmarks/bench_placement.py``
+measures the effect.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 from npnet.autoencoder import DenoisingAutoencoder
+from npnet.fast.parallel import DataParallel, available_cores
 from npnet.optim import Adam
-from npnet.parallel import DataParallel, available_cores
 from npnet.train import fit
 from npnet.vae import VAE
 

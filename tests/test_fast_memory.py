@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from npnet.memory import keep_freed_memory
+from npnet.fast.memory import keep_freed_memory
 
 # Three 2 MiB arrays made, touched and freed, over and over: the allocation pattern of a
 # training step at batch 512, in miniature. Prints the page faults per repetition.
@@ -13,7 +13,7 @@ PATTERN = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from npnet.memory import keep_freed_memory
+    from npnet.fast.memory import keep_freed_memory
     assert keep_freed_memory()
 def step():
     arrays = [np.ones(2**19, dtype=np.float32) for _ in range(3)]

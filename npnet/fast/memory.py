@@ -5,7 +5,7 @@ loss's temporaries. At batch 512 several are over a megabyte (512 x 784 float32 
 glibc's ``malloc`` hands large freed blocks back to the operating system, by ``munmap`` or
 by trimming the top of its heap, so the next step's arrays land on fresh pages, and the
 kernel zero-fills every 4 KiB page on its first touch. For the default VAE at batch 512
-that is about 650 page faults per step (``benchmarks/README.md``).
+that is hundreds of page faults per step (``benchmarks/notes-2026-11.md``).
 
 Two glibc settings stop it: serve blocks under 32 MiB from the heap rather than from
 ``mmap``, and keep up to 256 MiB of free heap rather than trimming it. The process then

@@ -18,11 +18,10 @@ When it is faster. NumPy's BLAS (OpenBLAS) already spreads every matrix product 
 cores, but the elementwise work (activations, noise, losses) runs on one core, and the
 threads of one product wait for each other many times per product. Shards give every core a
 whole forward and backward pass, elementwise work included, with one synchronisation per
-step; BLAS is held to one thread per shard meanwhile (threadpoolctl). At batch 512 that made
-a training step about as fast as one thread with a two-thread BLAS, and faster when the
-benchmark machine was in its slow mode; at batch 128 it was slower in the fast mode and
-faster in the slow one (``benchmarks/README.md``, ``docs/09-data-parallel.md``). So it is an
-option (``--threads`` in the experiment scripts), off by default.
+step; BLAS is held to one thread per shard meanwhile (threadpoolctl). Whether that beats
+one model on a multi-threaded BLAS depends on the batch size and the machine
+(``benchmarks/bench_train.py --shards 2`` measures it), so it is an option (``--threads`` in
+the experiment scripts, ``threads=`` of :func:`npnet.fast.enable`), off by default.
 
 What changes. The shards draw their noise from different random generators (shard 0 from
 the step's generator, the others from generators spawned from it), so a run with K threads
@@ -155,7 +154,7 @@ class DataParallel:
         """grads[key] <- sum_k w_k grads_k[key] for every key, into replica 0's arrays.
 
         In this thread: the sums are bound by memory bandwidth, and splitting them over the
-        threads made them slower (0.44 ms against 0.24 ms for the DAE's 940,000 parameters).
+        threads made them slower.
         """
         equal = all(w == weights[0] for w in weights)
         for key, total in self.module.grads.items():

@@ -1,0 +1,128 @@
+"""npnet's opt-in fast path: the core's numbers, bit for bit, in less time.
+
+The core (:mod:`npnet.layers`, :mod:`npnet.optim`, ...) is written as its formulas and is
+the definition of what npnet computes. This package makes training faster without changing
+a single bit of it, and the core never imports it (``tests/test_fast.py`` checks both). One
+call turns it on, after the model and its optimizer are built and before training::
+
+    model = VAE(rng=0)
+    optimizer = Adam(model.params)
+    trainer = npnet.fast.enable(model, optimizer)
+    fit(trainer, optimizer, x_train, ...)
+
+What :func:`enable` does, each part proven equal to the core by a test in
+``tests/test_fast.py``:
+
+* every :class:`~npnet.layers.Dense` becomes a :class:`~npnet.fast.layers.FastDense`: the
+  same products, computed into arrays that live as long as the layer, and the model's first
+  layer skips dL/d(data), which training never uses (so ``model.backward`` then returns
+  None);
+* parameters, gradients and optimizer state are placed in memory so that the loops which
+  read them side by side do not trip over each other (:mod:`npnet.fast.placement`);
+* :class:`~npnet.optim.Adam` becomes :class:`~npnet.fast.optim.FastAdam`, its update one
+  compiled loop per parameter where numba is installed, and :class:`~npnet.optim.SGD`
+  becomes :class:`~npnet.fast.optim.FastSGD` (placed state, same update);
+* glibc keeps freed memory for the next step (:mod:`npnet.fast.memory`).
+
+``threads=K > 1`` also returns a :class:`~npnet.fast.parallel.DataParallel` that trains each
+batch in K shards on K threads. That one is not the same computation: the shards draw other
+noise and sum in another order (its docstring says what is equal and what is not).
+
+The objects are changed in place (each layer's and the optimizer's class is swapped for its
+fast subclass, which adds no state of its own), so a checkpoint written with the fast path
+loads into a model without it and the other way round.
+"""
+
+from __future__ import annotations
+
+from ..layers import Dense, Layer, Sequential
+from ..optim import SGD, Adam
+from .layers import FastDense
+from .memory import keep_freed_memory
+from .optim import FastAdam, FastSGD, numba_available
+from .parallel import DataParallel
+from .placement import aligned_zeros, zeros_alongside
+
+__all__ = ["enable", "FastDense", "FastAdam", "FastSGD", "DataParallel", "numba_available"]
+
+FAST_OPTIMIZERS = {Adam: FastAdam, SGD: FastSGD}
+
+
+def enable(model, optimizer, threads: int = 1):
+    """Switch ``model`` and ``optimizer`` to the fast path, in place; returns what to train.
+
+    Parameters
+    ----------
+    model
+        An npnet model: a :class:`~npnet.layers.Sequential`, or an object whose attributes
+        hold its layers (``encoder``, ``decoder``, ... as the autoencoders do).
+    optimizer : npnet.optim.Optimizer
+        Built on ``model.params``; its state, if it has stepped already, is kept.
+    threads : int
+        1 (the default) returns ``model``; K > 1 returns ``DataParallel(model, K)``.
+
+    Returns
+    -------
+    The model, or its :class:`DataParallel` wrapper: what to pass to :func:`npnet.train.fit`.
+
+    Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits
+    """
+    params = model.params
+    if optimizer.params.keys() != params.keys() or any(
+        optimizer.params[name] is not array for name, array in params.items()
+    ):
+        raise ValueError(
+            "enable(model, optimizer): the optimizer was not built on this model's "
+            "parameters; build it with Optimizer(model.params) first"
+        )
+    dense_layers = [layer for layer in _layers(model) if type(layer) in (Dense, FastDense)]
+    for layer in dense_layers:
+        if type(layer) is Dense:
+            layer.__class__ = FastDense
+            _place(layer)
+    first = _first_layer(model)
+    if isinstance(first, FastDense):
+        first.input_grad = False
+
+    fast_class = FAST_OPTIMIZERS.get(type(optimizer))
+    if fast_class is not None:
+        optimizer.__class__ = fast_class
+    optimizer.params = dict(model.params)  # the placed arrays
+    old_state, optimizer.state = optimizer.state, {}
+    for name, slots in old_state.items():
+        for slot, value in slots.items():
+            optimizer._state_of(name)[slot][...] = value
+
+    keep_freed_memory()
+    return DataParallel(model, threads) if threads > 1 else model
+
+
+def _place(layer: Dense) -> None:
+    """Copy the layer's parameters into placed arrays, with placed gradients beside them."""
+    for key, value in list(layer.params.items()):
+        placed = aligned_zeros(value.shape, value.dtype)
+        placed[...] = value
+        layer.params[key] = placed
+        layer.grads[key] = zeros_alongside(placed, stream=1)
+
+
+def _layers(model):
+    """Every layer inside ``model``, depth first."""
+    if isinstance(model, Sequential):
+        for layer in model.layers:
+            yield from _layers(layer)
+    elif isinstance(model, Layer):
+        yield model
+    else:
+        for value in vars(model).values():
+            if isinstance(value, Layer):
+                yield from _layers(value)
+
+
+def _first_layer(model):
+    """The layer that sees the data: the start of ``model`` or of its ``encoder``."""
+    if isinstance(model, Sequential):
+        return _first_layer(model.layers[0])
+    if isinstance(getattr(model, "encoder", None), Layer):
+        return _first_layer(model.encoder)
+    return model
