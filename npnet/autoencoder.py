@@ -108,6 +108,8 @@ class EncoderDecoder:
 
     Their parameters and gradients, merged under the layers' own names (``"encoder.0.W"``,
     ``"decoder.2.b"``, ...), are what optimizers, checkpoints and parameter files use.
+
+    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays
     """
 
     encoder: Sequential

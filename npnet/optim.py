@@ -24,7 +24,11 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 class Optimizer(ABC):
-    """Base class: holds references to the parameter arrays and per-parameter state."""
+    """Base class: holds references to the parameter arrays and per-parameter state.
+
+    Tested by: tests/test_optim.py::test_state_dict_round_trip_continues_identically,
+    tests/test_optim.py::test_a_gradient_of_another_shape_is_refused_before_any_update
+    """
 
     # The names of the arrays each parameter's state holds, e.g. ("m", "v").
     state_slots: tuple[str, ...] = ()

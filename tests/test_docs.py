@@ -1,10 +1,14 @@
 """The docs cannot rot: their code runs, their references resolve, the API is documented.
 
-* Every ```python block of a chapter in docs/ runs, in order, in one namespace per chapter.
+* Every ```python block of a chapter in docs/ (the numbered chapters and the appendices,
+  ``docs/appendix-*.md``) runs, in order, in one namespace per chapter.
 * Every relative Markdown link and image in docs/*.md and README.md points at a file that
   exists (and a #anchor at a heading), every repository path written as inline code exists,
   and every ``path.py::name`` reference names a function, class, method or constant that is
-  defined in that file. Each chapter from 2 on cites both library code and a test.
+  defined in that file. Each chapter from 2 on, and each appendix, cites both library code
+  and a test, and docs/README.md links every one of them.
+* The numbered chapters teach; figures of one machine's speed live in benchmarks/ (an
+  appendix may name such things, without a machine's numbers).
 * Every public function and class of npnet (its modules' ``__all__``) and every public
   method of a public class has a docstring.
 * The committed figures stay small.
@@ -23,7 +27,9 @@ import npnet
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CHAPTERS = sorted(DOCS.glob("[0-9][0-9]-*.md"))
+NUMBERED = sorted(DOCS.glob("[0-9][0-9]-*.md"))
+APPENDICES = sorted(DOCS.glob("appendix-*.md"))
+CHAPTERS = [*NUMBERED, *APPENDICES]  # an appendix is a chapter without a number
 MARKDOWN = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 SNIPPET = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -39,7 +45,7 @@ def snippets(chapter: Path) -> list[str]:
 
 
 def test_docs_have_chapters_and_a_table_of_contents():
-    assert len(CHAPTERS) >= 8, [c.name for c in CHAPTERS]
+    assert len(NUMBERED) >= 8 and APPENDICES, [c.name for c in CHAPTERS]
     contents = (DOCS / "README.md").read_text(encoding="utf-8")
     for chapter in CHAPTERS:
         assert f"({chapter.name})" in contents, f"docs/README.md does not link {chapter.name}"
@@ -56,6 +62,19 @@ def test_chapter_snippets_run(chapter, tmp_path, monkeypatch):
     for number, source in enumerate(code, start=1):
         compiled = compile(source, f"{chapter.name} snippet {number}", "exec")
         exec(compiled, namespace)
+
+
+# Words that only one machine's measurements give meaning to (see benchmarks/README.md).
+ONE_MACHINE = re.compile(
+    r"samples/s|GFLOP|slow mode|fast mode|slow spell|huge page|peak memory", re.IGNORECASE
+)
+
+
+@pytest.mark.parametrize("chapter", NUMBERED, ids=lambda p: p.name)
+def test_numbered_chapters_quote_no_machine_speed(chapter):
+    text = chapter.read_text(encoding="utf-8")
+    found = sorted({match.group(0) for match in ONE_MACHINE.finditer(text)})
+    assert not found, f"{chapter.name} talks about one machine's speed: {found}"
 
 
 def links(markdown: Path) -> list[str]:
