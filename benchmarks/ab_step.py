@@ -1,26 +1,34 @@
-"""This working tree's training step against another revision's, side by side in one process.
+"""This working tree's training step, fast path on and off, against another revision's.
 
     python benchmarks/ab_step.py                          # default DAE, batch 128, against HEAD
     python benchmarks/ab_step.py --model vae --base HEAD~2 --rounds 30
 
 A change meant to make training faster is measured here before it is kept. The base
 revision's ``npnet/`` is extracted with ``git archive`` into a temporary folder as a package
-named ``npnet_base`` and imported beside the working tree's ``npnet``. Both build the default
-model of the experiments from the same seed, with Adam. First they take one step on the same
-batch, and the script says whether the parameters afterwards are the same bits. Then they
-train in alternating blocks of steps on random images (the order of the pair flips every
-round), and the script prints each one's median step and the median of the per-round ratios
-"this tree / base", with their range.
+named ``npnet_base`` and imported beside the working tree's ``npnet``. Three trainers build
+the default model of the experiments from the same seed, with Adam:
 
-Why one process: this machine switches between a fast and a slow mode every few seconds
-(``benchmarks/README.md``), so two timings taken in separate runs, or a minute apart, cannot
-be divided by each other. Blocks of a second or less, alternating, see the same modes.
+* ``tree, fast``: this tree with ``npnet.fast.enable``, as the experiment scripts train;
+* ``tree, core``: this tree's core alone, as ``--no-fast`` trains;
+* ``base``: the base revision as its experiment scripts trained (through its
+  ``npnet.fast.enable`` if it has one).
+
+First each takes one step on the same batch, and the script says which parameters are then
+the same bits (the fast path and the core must be). Then they train in alternating blocks
+of steps on random images (the order rotates every round), and the script prints each one's
+median step and the medians of the per-round ratios of step times, with their range.
+
+Why one process: the speed of a shared machine drifts within seconds (``README.md``), so
+two timings taken in separate runs, or a minute apart, cannot be divided by each other.
+Blocks of a second or less, alternating, see the same drifts. The malloc setting of the fast
+path (``npnet.fast.memory``) is process-wide, so the core's blocks run with it too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import re
 import statistics
 import subprocess
@@ -61,13 +69,17 @@ def extract_base(revision: str, into: Path) -> None:
                                  flags=re.MULTILINE))
 
 
-def build(package: str, model: str):
-    """(model, Adam) of ``package``: the experiments' default DAE or VAE, seed 0."""
+def build(package: str, model: str, fast: bool):
+    """(model, Adam) of ``package``: the experiments' default DAE or VAE, seed 0, through the
+    package's ``fast.enable`` when ``fast`` and it has one."""
     if model == "dae":
         net = importlib.import_module(f"{package}.autoencoder").DenoisingAutoencoder(rng=0)
     else:
         net = importlib.import_module(f"{package}.vae").VAE(rng=0)
-    return net, importlib.import_module(f"{package}.optim").Adam(net.params, lr=1e-3)
+    optimizer = importlib.import_module(f"{package}.optim").Adam(net.params, lr=1e-3)
+    if fast and importlib.util.find_spec(f"{package}.fast") is not None:
+        importlib.import_module(f"{package}.fast").enable(net, optimizer)
+    return net, optimizer
 
 
 def main(argv=None) -> None:
@@ -84,26 +96,29 @@ def main(argv=None) -> None:
 
 
 def compare(args) -> None:
-    """Build both models, compare one step's bits, then time alternating blocks."""
-    from npnet.memory import keep_freed_memory
-
-    keep_freed_memory()  # as the experiment scripts do
-    models = {"this tree": build("npnet", args.model), "base": build("npnet_base", args.model)}
-
+    """Build the three trainers, compare one step's bits, then time alternating blocks."""
+    models = {
+        "tree, fast": build("npnet", args.model, fast=True),
+        "tree, core": build("npnet", args.model, fast=False),
+        "base": build("npnet_base", args.model, fast=True),
+    }
     x = np.random.default_rng(0).random((args.batch_size, 784), dtype=np.float32)
     for model, optimizer in models.values():
         model.train_step(x, np.random.default_rng(1))
         optimizer.step(model.grads)
-    (tree, _), (base, _) = models.values()
-    same = all(np.array_equal(tree.params[k], base.params[k]) for k in base.params)
-    print(f"after one step on the same batch, the parameters are "
-          f"{'the same bits' if same else 'NOT the same bits'}")
+    reference = models["tree, core"][0].params
+    for label in ("tree, fast", "base"):
+        params = models[label][0].params
+        same = all(np.array_equal(params[k], reference[k]) for k in reference)
+        print(f"after one step on the same batch, {label} and tree, core have "
+              f"{'the same bits' if same else 'NOT the same bits'}")
 
     rngs = {label: np.random.default_rng(2) for label in models}
     medians: dict[str, list[float]] = {label: [] for label in models}
+    labels = list(models)
     for round_ in range(args.rounds):
-        order = list(models) if round_ % 2 == 0 else list(reversed(models))
-        for label in order:
+        shift = round_ % len(labels)
+        for label in labels[shift:] + labels[:shift]:
             model, optimizer = models[label]
             seconds = []
             for i in range(5 + args.steps):  # 5 to settle after the other's block
@@ -117,10 +132,13 @@ def compare(args) -> None:
     print(f"{args.model}, batch {args.batch_size}, base {args.base}: {args.rounds} rounds of "
           f"{args.steps} steps each, medians over the rounds")
     for label, values in medians.items():
-        print(f"  {label:<9}  step {1e3 * statistics.median(values):6.3f} ms")
-    ratios = [a / b for a, b in zip(medians["this tree"], medians["base"], strict=True)]
-    print(f"  this tree / base: {statistics.median(ratios):.3f} "
-          f"[{min(ratios):.3f}-{max(ratios):.3f}]")
+        step = statistics.median(values)
+        print(f"  {label:<10}  step {1e3 * step:6.3f} ms  {args.batch_size / step:8,.0f} "
+              "samples/s")
+    for a, b in (("tree, fast", "base"), ("tree, core", "base"), ("tree, core", "tree, fast")):
+        ratios = [p / q for p, q in zip(medians[a], medians[b], strict=True)]
+        print(f"  step time {a} / {b}: {statistics.median(ratios):.3f} "
+              f"[{min(ratios):.3f}-{max(ratios):.3f}]")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""What npnet.placement buys: training steps with the arrays placed, and with plain copies.
+"""What npnet.fast.placement buys: training steps with the arrays placed, and plain copies.
 
     python benchmarks/bench_placement.py                      # default DAE, batch 128
     python benchmarks/bench_placement.py --model vae --batch-size 512
 
-npnet places each parameter, its gradient and its optimizer state a quarter page apart and,
-from 256 KiB up, on huge pages (``npnet/placement.py``). Here one model trains in blocks of
-steps, alternating between its own arrays ("placed") and copies of them made with
-``np.copy`` ("plain": ordinary NumPy arrays, where the heap puts them, which is how npnet
-allocated them before). Between blocks the values are copied across, so training simply
+The fast path places each parameter, its gradient and its optimizer state a quarter page
+apart and, from 256 KiB up, on huge pages (``npnet/fast/placement.py``). Here one model
+trains in blocks of steps, alternating between its own arrays ("placed") and copies of them
+made with ``np.copy`` ("plain": ordinary NumPy arrays, where the heap puts them, as the core
+allocates them). Between blocks the values are copied across, so training simply
 goes on. Alternating within one process, a block a second or less, keeps the machine's
 drifts out of the comparison as far as possible; the script prints each arrangement's
 median step and Adam-step times and the median of the per-round ratios placed / plain.
@@ -26,7 +26,6 @@ from bench_train import (  # the benchmark's models and optimizer, exactly
 )
 
 from npnet.layers import Dense
-from npnet.memory import keep_freed_memory
 
 
 def parameters(model) -> list[tuple[Dense, str, str]]:
@@ -60,8 +59,7 @@ def main(argv=None) -> None:
     add_block_options(parser)
     args = parser.parse_args(argv)
 
-    keep_freed_memory()  # as the experiment scripts do
-    model, optimizer = npnet_model(args.model, seed=0)
+    _, model, optimizer = npnet_model(args.model, seed=0)  # on the fast path
     x = np.random.default_rng(0).random((args.batch_size, 784), dtype=np.float32)
     rng = np.random.default_rng(0)
     model.train_step(x, rng)

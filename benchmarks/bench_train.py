@@ -3,13 +3,14 @@
     python benchmarks/bench_train.py                  # DAE and VAE at batch 32, 128, 512
     python benchmarks/bench_train.py --quick          # a short run (fewer, shorter repeats)
     python benchmarks/bench_train.py --memory --data-dir ../shared/data/mnist
-    python benchmarks/bench_train.py --compare-numpy-adam   # + npnet with Adam(fused=False)
+    python benchmarks/bench_train.py --compare-core   # + npnet on its core alone (no npnet.fast)
     python benchmarks/bench_train.py --shards 2       # + npnet in 2 shards (DataParallel)
     python benchmarks/bench_train.py --help
 
 A "step" is what :func:`npnet.train.fit` does per mini-batch: ``model.train_step(x, rng)``
 then ``optimizer.step(model.grads)`` (Adam), on random float32 images in [0, 1] of MNIST
-shape. Achieved GFLOP/s counts 6 x parameters x samples/s (2 for the forward matmuls, 4 for
+shape, with the fast path on (``npnet.fast.enable``) as the experiment scripts train.
+Achieved GFLOP/s counts 6 x parameters x samples/s (2 for the forward matmuls, 4 for
 the backward ones). The peak is the GFLOP/s of a 2048 x 2048 @ 2048 x 2048 float32 matmul
 with NumPy.
 
@@ -132,36 +133,31 @@ def add_block_options(parser: argparse.ArgumentParser) -> None:
                         help="timed steps per block")
 
 
-def npnet_model(name: str, seed: int, fused: bool | None = None):
-    """(model, optimizer) as the experiment scripts build them, with their default sizes.
-
-    ``fused=False`` makes Adam run as NumPy passes even where numba is installed.
-    """
+def npnet_model(name: str, seed: int, fast: bool = True, shards: int = 1):
+    """(trainer, model, Adam) as the experiment scripts build them, default sizes: the trainer
+    is the model on the fast path (``npnet.fast.enable``; its DataParallel for ``shards`` > 1),
+    or on the core alone for ``fast=False``."""
+    import npnet.fast
+    from npnet.autoencoder import DenoisingAutoencoder
     from npnet.optim import Adam
+    from npnet.vae import VAE
 
-    if name == "dae":
-        from npnet.autoencoder import DenoisingAutoencoder
-
-        model = DenoisingAutoencoder(rng=seed)
-    else:
-        from npnet.vae import VAE
-
-        model = VAE(rng=seed)
-    return model, Adam(model.params, lr=1e-3, fused=fused)
+    model = DenoisingAutoencoder(rng=seed) if name == "dae" else VAE(rng=seed)
+    optimizer = Adam(model.params, lr=1e-3)
+    trainer = npnet.fast.enable(model, optimizer, threads=shards) if fast else model
+    return trainer, model, optimizer
 
 
-def npnet_stepper(model, optimizer, seed: int, shards: int = 1):
-    """One training step; with ``shards`` > 1 through npnet.parallel.DataParallel."""
-    from npnet.parallel import DataParallel
-
+def npnet_stepper(name: str, seed: int, fast: bool = True, shards: int = 1):
+    """(one training step, parameter count) of :func:`npnet_model`'s trainer."""
+    trainer, model, optimizer = npnet_model(name, seed, fast, shards)
     rng = np.random.default_rng(seed)
-    trainer = DataParallel(model, shards) if shards > 1 else model
 
     def step(x):
         trainer.train_step(x, rng)
         optimizer.step(trainer.grads)
 
-    return step
+    return step, sum(p.size for p in model.params.values())
 
 
 def torch_stepper(name: str, seed: int, adam_impl: str):
@@ -254,17 +250,12 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
     for batch in batch_sizes:
         data_rng = np.random.default_rng([args.seed, batch])
         batches = [data_rng.random((batch, IMAGE_PIXELS), dtype=np.float32) for _ in range(4)]
-        model, optimizer = npnet_model(name, args.seed)
-        n_params = sum(p.size for p in model.params.values())
-        runners = {"npnet": npnet_stepper(model, optimizer, args.seed)}
-        if args.compare_numpy_adam:
-            runners["numpy_adam"] = npnet_stepper(
-                *npnet_model(name, args.seed, fused=False), args.seed
-            )
+        runners = {}
+        runners["npnet"], n_params = npnet_stepper(name, args.seed)
+        if args.compare_core:
+            runners["core"], _ = npnet_stepper(name, args.seed, fast=False)
         if args.shards > 1:
-            runners["sharded"] = npnet_stepper(
-                *npnet_model(name, args.seed), args.seed, shards=args.shards
-            )
+            runners["sharded"], _ = npnet_stepper(name, args.seed, shards=args.shards)
         if with_torch:
             runners["torch"], torch_params = torch_stepper(name, args.seed, args.torch_adam)
             if torch_params != n_params:
@@ -314,10 +305,10 @@ def bench_model(name, batch_sizes, args, with_torch: bool, log) -> list[dict]:
                 row[f"{mode}_ratio"] = statistics.median(
                     rates["npnet"][i] / rates["torch"][i] for i in chosen
                 )
-        if args.compare_numpy_adam:
-            speedups = [a / b for a, b in zip(rates["npnet"], rates["numpy_adam"], strict=True)]
-            row["fused_speedup"] = statistics.median(speedups)
-            row["fused_speedup_min"], row["fused_speedup_max"] = min(speedups), max(speedups)
+        if args.compare_core:
+            speedups = [a / b for a, b in zip(rates["npnet"], rates["core"], strict=True)]
+            row["fast_speedup"] = statistics.median(speedups)
+            row["fast_speedup_min"], row["fast_speedup_max"] = min(speedups), max(speedups)
         if with_torch:
             row["ratio_of_medians"] = row["npnet_samples_s"] / row["torch_samples_s"]
         rows.append(row)
@@ -340,9 +331,9 @@ def format_row(row: dict, with_torch: bool) -> str:
         if with_torch:
             text += (f" {row['sharded_ratio']:>6.2f}x  [{row['sharded_ratio_min']:.2f}-"
                      f"{row['sharded_ratio_max']:.2f}]")
-    if "fused_speedup" in row:
-        text += (f"  {row['fused_speedup']:>5.2f}x [{row['fused_speedup_min']:.2f}-"
-                 f"{row['fused_speedup_max']:.2f}]")
+    if "fast_speedup" in row:
+        text += (f"  {row['fast_speedup']:>5.2f}x [{row['fast_speedup_min']:.2f}-"
+                 f"{row['fast_speedup_max']:.2f}]")
     return text
 
 
@@ -358,7 +349,7 @@ def format_modes(row: dict, repeats: int) -> str:
     return "             " + "; ".join(parts)
 
 
-def header(with_torch: bool, compare_numpy_adam: bool = False, shards: int = 1) -> str:
+def header(with_torch: bool, compare_core: bool = False, shards: int = 1) -> str:
     text = (f"{'model':>5} {'batch':>6} {'npnet smp/s':>12} {'GFLOP/s':>8} {'peak':>7} "
             f"{'[range]':>7}")
     if with_torch:
@@ -366,8 +357,8 @@ def header(with_torch: bool, compare_numpy_adam: bool = False, shards: int = 1) 
     if shards > 1:
         text += f"  {shards} shards: smp/s     peak [range]"
         text += "  ratio  [range]" if with_torch else ""
-    if compare_numpy_adam:
-        text += "  vs NumPy Adam"
+    if compare_core:
+        text += "  fast/core"
     return text
 
 
@@ -419,12 +410,12 @@ def parse_args(argv=None):
     parser.add_argument("--torch-adam", choices=["default", "loop", "foreach", "fused"],
                         default="default",
                         help="torch.optim.Adam implementation; default is PyTorch's own choice")
-    parser.add_argument("--compare-numpy-adam", action="store_true",
-                        help="also time npnet with Adam(fused=False) in every repeat; the last "
-                        "column is npnet's speed over that")
+    parser.add_argument("--compare-core", action="store_true",
+                        help="also time npnet on its core alone (no npnet.fast) in every "
+                        "repeat; the last column is the fast path's speed over that")
     parser.add_argument("--shards", type=int, default=1,
                         help="also time npnet training in this many shards on as many threads "
-                        "(npnet.parallel.DataParallel) in every repeat: extra columns")
+                        "(npnet.fast.DataParallel) in every repeat: extra columns")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch threads (default: the number NumPy's BLAS uses)")
     parser.add_argument("--memory", action="store_true",
@@ -459,7 +450,7 @@ def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
         "[min-max] over repeats")
     log(f"second line: the same medians over the repeats in which a 512 x 784 @ 784 x 512 "
         f"product ran at >= {FAST_MODE:.0%} of the peak (fast mode) and the others (slow)\n")
-    log(header(with_torch, args.compare_numpy_adam, args.shards))
+    log(header(with_torch, args.compare_core, args.shards))
     for name in args.models:
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
     log(f"load average at end {os.getloadavg()[0]:.2f}")
@@ -489,18 +480,17 @@ def main(argv=None) -> None:
         f"BLAS {blas['library']} with {blas['num_threads']} threads"
         + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads, "
            f"Adam {args.torch_adam}" if with_torch else ""))
-    from npnet.kernels import numba_available
+    from npnet.fast.optim import numba_available
 
-    log("npnet Adam: " + ("one compiled loop (numba " + version("numba") + ")"
-                          if numba_available() else "NumPy passes (numba is not installed)"))
-    if args.compare_numpy_adam and not numba_available():
-        log("  note: without numba both npnet columns run the NumPy passes")
+    log("npnet: the fast path, Adam " + ("as one compiled loop (numba " + version("numba") + ")"
+                                         if numba_available() else
+                                         "as NumPy passes (numba is not installed)"))
     log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         + f", load average at start {os.getloadavg()[0]:.2f}")
     results: dict = {"blas": blas, "threads": threads, "rows": []}
-    # As the experiment scripts do (npnet.cli.train_or_exit): freed arrays keep their pages
-    # for the next step. The setting is process-wide, so PyTorch's steps get it too.
-    from npnet.memory import keep_freed_memory
+    # As npnet.fast.enable does: freed arrays keep their pages for the next step. The
+    # setting is process-wide, so PyTorch's steps (and --compare-core's) get it too.
+    from npnet.fast.memory import keep_freed_memory
 
     results["keep_freed_memory"] = keep_freed_memory()
     if not args.memory_only:

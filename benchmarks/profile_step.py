@@ -3,6 +3,7 @@ the optimizer.
 
     python benchmarks/profile_step.py                     # default DAE, batch 128
     python benchmarks/profile_step.py --model vae --batch-size 512
+    python benchmarks/profile_step.py --no-fast           # the core alone (no npnet.fast)
 
 It runs the same step as ``bench_train.py`` (``model.train_step`` then Adam's ``step``, on
 random images) with a timer around each part, and prints the median milliseconds of each
@@ -24,7 +25,6 @@ from bench_train import npnet_model  # the benchmark's models and optimizer, exa
 
 import npnet.autoencoder
 import npnet.vae
-from npnet.memory import keep_freed_memory
 from npnet.vae import VAE
 
 
@@ -52,6 +52,7 @@ def instrument(model, times: dict) -> None:
         npnet.autoencoder.mse_loss = timed(npnet.autoencoder.mse_loss, "loss (MSE)", times)
     for layer in layers:
         label = f"{layer.name} {type(layer).__name__}"
+        label = label.replace("FastDense", "Dense")  # the fast path's Dense is a Dense row
         layer.forward = timed(layer.forward, f"{label} forward", times)
         layer.backward = timed(layer.backward, f"{label} backward", times)
 
@@ -61,10 +62,10 @@ def main(argv=None) -> None:
     parser.add_argument("--model", choices=["dae", "vae"], default="dae")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=400, help="timed steps (after 50 more)")
+    parser.add_argument("--no-fast", action="store_true", help="time the core alone")
     args = parser.parse_args(argv)
 
-    keep_freed_memory()  # as the experiment scripts do
-    model, optimizer = npnet_model(args.model, seed=0)
+    _, model, optimizer = npnet_model(args.model, seed=0, fast=not args.no_fast)
     times: dict[str, list[float]] = defaultdict(list)
     instrument(model, times)
     optimizer.step = timed(optimizer.step, "Adam step", times)
