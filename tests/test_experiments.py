@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from npnet.cli import Run
@@ -171,3 +172,21 @@ def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
     assert all(a == b for a, b in same["labels"])
     assert all(a != b for a, b in different["labels"])
     assert all(a != b for a, b in same["test_indices"])
+
+
+@needs_mnist
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
+    """The scripts train through npnet.fast by default; --no-fast trains on the core alone.
+    The histories, the metrics and the saved parameters are the same, bit for bit."""
+    fast = quick_run(name, tmp_path / "fast", "--epochs", "2")
+    core = quick_run(name, tmp_path / "core", "--epochs", "2", "--no-fast")
+    assert fast["environment"]["fast_path"] and not core["environment"]["fast_path"]
+    for metrics in (fast, core):
+        for varying in ("wall_seconds", "settings", "environment"):
+            del metrics[varying]
+        del metrics["history"]["epoch_seconds"]
+    assert fast == core
+    saved = [np.load(tmp_path / run / "model.npz") for run in ("fast", "core")]
+    for key in saved[1].files:
+        np.testing.assert_array_equal(saved[0][key], saved[1][key])
