@@ -145,7 +145,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None,
                         help="MNIST folder, passed to the scripts (default: their search "
-                        "order: $NPNET_DATA, then ~/.cache/npnet/mnist)")
+                        "order: $NPNET_DATA, data_mnist/ beside the project, the user cache)")
     parser.add_argument("--results", type=Path, default=ROOT / "results",
                         help="where new runs go, as <results>/dae and <results>/vae "
                         "(default: %(default)s)")

@@ -118,7 +118,8 @@ def add_common_arguments(
     run = parser.add_argument_group("files and running")
     run.add_argument("--data-dir", default=None,
                      help="folder with the four MNIST files (flat, or torchvision's "
-                     "MNIST/raw/); default: $NPNET_DATA, then ~/.cache/npnet/mnist")
+                     "MNIST/raw/); default: $NPNET_DATA, then data_mnist/ beside the project, "
+                     "then ~/.cache/npnet/mnist")
     run.add_argument("--out", type=Path, default=Path(out),
                      help="output folder for figures, metrics.json, checkpoint and model "
                      "(default: %(default)s)")
