@@ -202,7 +202,7 @@ class ReLU(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         self.cache = x > 0
-        return np.maximum(x, 0, dtype=x.dtype)  # dtype: a float32 batch stays float32
+        return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         positive = self._cached(dout)
