@@ -203,3 +203,20 @@ def test_committed_figures_stay_small():
     figures = sorted((DOCS / "figures").glob("*.png"))
     total = sum(f.stat().st_size for f in figures)
     assert total < 500_000, f"docs/figures/ holds {total / 1e3:.0f} kB of PNGs; shrink them"
+
+
+LINKED_REFERENCE = re.compile(r"\[`([\w./-]+\.py)::[\w.]+`\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
+def test_code_references_are_links_a_reader_can_click(chapter):
+    """Outside code blocks, every ``path.py::name`` is written as a link to its file, such as
+    [`npnet/layers.py::Dense`](../npnet/layers.py), which GitHub turns into the file's page."""
+    text = re.sub(r"^```.*?^```", "", chapter.read_text(encoding="utf-8"),
+                  flags=re.MULTILINE | re.DOTALL)
+    linked = LINKED_REFERENCE.findall(text)
+    wrong = [f"{file} -> {target}" for file, target in linked
+             if (chapter.parent / target).resolve() != (ROOT / file).resolve()]
+    assert not wrong, f"{chapter.name}: links that point at another file: {wrong}"
+    bare = len(REFERENCE.findall(text)) - len(linked)
+    assert bare == 0, f"{chapter.name}: {bare} code references are not links"
