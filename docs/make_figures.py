@@ -1,7 +1,11 @@
-"""Regenerate the figures and numbers that docs/ shows, from real runs of the two experiments.
+"""Regenerate the figures and numbers that docs/ shows: diagrams, and real runs of the experiments.
 
     python docs/make_figures.py --data-dir /work/shared/data/mnist     # train both (~5 min)
     python docs/make_figures.py --dae-run results/dae --vae-run results/vae   # reuse runs
+    python docs/make_figures.py --diagrams-only                        # no training (seconds)
+
+First the diagrams of the computation (``docs/figures/diagram_*.png``) are drawn by
+``docs/diagrams.py``, which needs no data and no run; ``--diagrams-only`` stops there.
 
 Without ``--dae-run`` / ``--vae-run`` the experiment scripts run with their default settings
 (``--out <results>/dae`` and ``--out <results>/vae``, plus ``--seed`` if given). Then the
@@ -11,9 +15,9 @@ run's ``metrics.json``) with the command that produced them.
 
 Nothing beyond npnet's own dependencies: ``matplotlib.image.imread`` reads a PNG, block
 averaging in NumPy shrinks it if it is wider than ``MAX_WIDTH``, and the figures, which are
-all gray, are written as 8-bit grayscale PNGs by :func:`write_gray_png` (the standard library's
-``zlib``), about a third of the size of matplotlib's RGBA files. A figure with colour in it
-is written by ``matplotlib.image.imsave`` instead.
+all gray, are written as 8-bit grayscale PNGs by ``write_png`` of ``docs/diagrams.py`` (the
+standard library's ``zlib``), about a third of the size of matplotlib's RGBA files. A figure
+with colour in it is written by ``matplotlib.image.imsave`` instead.
 """
 
 from __future__ import annotations
@@ -21,13 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
+from diagrams import make_diagrams, png_size, write_png  # docs/ is sys.path[0] in a script
 from matplotlib import image as mpimg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,29 +53,6 @@ def shrink(pixels: np.ndarray, max_width: int = MAX_WIDTH) -> np.ndarray:
     return blocks.mean(axis=(1, 3))
 
 
-def write_gray_png(path: Path, gray: np.ndarray) -> None:
-    """Write an (H, W) array of values in [0, 1] as an 8-bit grayscale PNG.
-
-    A PNG is a signature and chunks (length, type, data, CRC-32); IHDR gives the size and
-    colour type 0 (gray), IDAT the zlib-compressed rows, each prefixed by its filter type.
-    Filter 1 ("Sub") stores each byte minus its left neighbour, which compresses the flat
-    backgrounds and gutters of these figures well.
-    """
-    pixels = np.round(np.clip(gray, 0.0, 1.0) * 255).astype(np.uint8)
-    height, width = pixels.shape
-    left = np.zeros_like(pixels)
-    left[:, 1:] = pixels[:, :-1]
-    rows = np.hstack([np.ones((height, 1), np.uint8), pixels - left])  # uint8 wraps mod 256
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray, no interlace
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9)) + chunk(b"IEND", b""))
-
-
 def copy_figure(source: Path, target: Path) -> tuple[int, int]:
     """Copy a PNG, shrunk if wider than MAX_WIDTH, gray if it is; returns (width, height)."""
     pixels = mpimg.imread(source)
@@ -84,7 +64,7 @@ def copy_figure(source: Path, target: Path) -> tuple[int, int]:
         pixels = pixels[..., :3]
     small = np.clip(shrink(pixels), 0.0, 1.0)
     if np.all(small == small[..., :1]):
-        write_gray_png(target, small[..., 0])
+        write_png(target, small[..., 0])
     else:
         mpimg.imsave(target, small)
     return small.shape[1], small.shape[0]
@@ -141,6 +121,13 @@ def summarise(kind: str, metrics: dict) -> dict:
     }
 
 
+def report(target: Path) -> None:
+    """Print a written figure's path, size in pixels and in KiB."""
+    width, height = png_size(target)
+    print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: "
+          f"{width} x {height} px, {target.stat().st_size / 1024:.0f} KiB")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None,
@@ -159,9 +146,16 @@ def main(argv=None) -> None:
                         "figures are then not the ones the docs describe)")
     parser.add_argument("--figures-dir", type=Path, default=ROOT / "docs" / "figures",
                         help="where the figures go (default: %(default)s)")
+    parser.add_argument("--diagrams-only", action="store_true",
+                        help="only draw the diagrams of the computation (docs/diagrams.py) "
+                        "into --figures-dir, then stop: no training, no runs read")
     args = parser.parse_args(argv)
 
     args.figures_dir.mkdir(parents=True, exist_ok=True)
+    for target in make_diagrams(args.figures_dir):
+        report(target)
+    if args.diagrams_only:
+        return
     summary = {}
     for kind, reused in (("dae", args.dae_run), ("vae", args.vae_run)):
         if reused is None:
@@ -184,9 +178,8 @@ def main(argv=None) -> None:
         }
         for name in FIGURES[kind]:
             target = args.figures_dir / f"{kind}_{name}"
-            width, height = copy_figure(run_dir / name, target)
-            print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: "
-                  f"{width} x {height} px, {target.stat().st_size / 1024:.0f} KiB")
+            copy_figure(run_dir / name, target)
+            report(target)
     summary_path = args.figures_dir / "run_summary.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {summary_path}")
