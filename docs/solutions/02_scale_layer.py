@@ -40,7 +40,8 @@ class Scale(Layer):
         return x * self.params["a"]
 
     def backward(self, dout):
-        x = self.cache
+        x = self._cached(dout)  # the base class's clear error if forward never ran
+        dout = self._check_dout(dout, x.shape)
         self.grads["a"] = np.sum(dout * x, axis=0)  # (N, D) -> (D,): the batch sums
         return dout * self.params["a"]  # (N, D)
 

@@ -18,7 +18,11 @@ Backward: d/dx log(1 + e^x) = e^x / (1 + e^x) = sigma(x), so
     dL/dx = dout * sigma(x)                          (N, D)
 
 computed with npnet's stable sigmoid. (It is also a function of the output,
-sigma(x) = 1 - e^{-y}, but caching x and calling the one sigmoid is simpler and exact.)
+sigma(x) = 1 - e^{-y}, but caching x and calling the one sigmoid is simpler.) That sigmoid is
+accurate to the dtype's absolute precision, not its relative one: far in the left tail it
+rounds to 0 (sigmoid(-40) is 0 in float64, where e^-40 = 4.2e-18), so there the backward
+returns 0 while the forward keeps softplus(-40) = 4.2e-18. Where relative accuracy matters,
+exp(x - softplus(x)) gives sigma(x) to full relative precision.
 
 The BCE of chapter 3 is built from it: ell(s, t) = softplus(s) - s t, so its derivative
 sigma(s) - t is softplus's derivative minus t.

@@ -86,6 +86,17 @@ print(f"no gradient, w = 1: Adam-L2 moves it by {1 - w_l2[0]:.2e}, "
       f"AdamW by {1 - w_decoupled[0]:.2e}")
 np.testing.assert_allclose(1 - w_l2[0], lr, rtol=1e-6)  # lambda / (lambda + eps) ~ 1
 np.testing.assert_allclose(1 - w_decoupled[0], lr * decay, rtol=1e-12)
+# After a hundred steps without a gradient: AdamW shrinks w by exactly (1 - lr lambda)^100.
+# Adam-L2's steps shrink as w does (its gradient is lambda w), but m_hat / sqrt(v_hat) stays
+# of order 1 while v remembers the larger early values, so it moves w by up to lr a step.
+adam_l2 = Adam({"w": w_l2}, lr=lr, weight_decay=decay)
+adam_w = AdamW({"w": w_decoupled}, lr=lr, weight_decay=decay)
+for _ in range(99):
+    adam_l2.step({"w": np.zeros(1)})
+    adam_w.step({"w": np.zeros(1)})
+print(f"after 100 steps: Adam-L2 w = {w_l2[0]:.4f}, AdamW w = {w_decoupled[0]:.6f}")
+np.testing.assert_allclose(w_decoupled[0], (1 - lr * decay) ** 100, rtol=1e-12)
+assert 1 - w_l2[0] > 5 * (1 - w_decoupled[0])  # here the L2 decay pulls far harder
 
 # 4. A weight with a large, steady gradient: Adam-L2's decay vanishes in the normalisation
 # (the step is lr * sign(g + lambda w) = lr, with or without decay); AdamW's does not.

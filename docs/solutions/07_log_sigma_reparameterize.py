@@ -66,6 +66,8 @@ class LogSigmaReparameterize(Reparameterize):
         self.kl = float(log_sigma_kl(mu, rho).mean())
         sigma = np.exp(rho)
         if not training:
+            if eps is not None:  # as the library's layer: an injected eps would be ignored
+                raise ValueError(f"{self.describe()}: eps is only used with training=True")
             self.cache = (mu, sigma, None, clipped)
             return mu.copy()
         if eps is None:

@@ -31,8 +31,12 @@ npnet.analysis.interpolate_codes, which slerp_codes mirrors with the same t_k = 
 
 The figure: a tiny VAE trained for a few hundred steps on synthetic 8 x 8 images (a
 horizontal or a vertical bar), then both decoded paths between a horizontal and a vertical
-bar, drawn into slerp_vs_linear.png in the current directory.
+bar, drawn into npnet_slerp_vs_linear.png in the system's temporary folder (never into the
+repository).
 """
+
+import tempfile
+from pathlib import Path
 
 import matplotlib
 
@@ -164,6 +168,6 @@ figure = image_grid_figure(
     np.stack(rows), row_labels=["line", "slerp"],
     column_titles=["A"] + [f"{k}/8" for k in range(1, 8)] + ["B"],
 )
-written = save_figure(figure, "slerp_vs_linear.png")
+written = save_figure(figure, Path(tempfile.gettempdir()) / "npnet_slerp_vs_linear.png")
 assert written.exists() and written.stat().st_size > 0
 print(f"wrote {written}")
