@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fast
 from .data import MNISTError, load_mnist
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
@@ -201,12 +202,7 @@ class Run:
         history. Through :func:`npnet.fast.enable` unless ``--no-fast``. Ctrl-C, a
         checkpoint that does not fit and a diverged loss end the script with a message."""
         args = self.args
-        if args.no_fast:
-            trainer = model
-        else:
-            from . import fast  # only what trains fast needs the fast path
-
-            trainer = fast.enable(model, optimizer, threads=args.threads)
+        trainer = model if args.no_fast else fast.enable(model, optimizer, threads=args.threads)
         try:
             history = fit(
                 trainer,

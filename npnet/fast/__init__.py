@@ -2,7 +2,8 @@
 
 The core (:mod:`npnet.layers`, :mod:`npnet.optim`, ...) is written as its formulas and is
 the definition of what npnet computes. This package makes training faster without changing
-a single bit of it, and the core never imports it (``tests/test_fast.py`` checks both). One
+a single bit of it (``tests/test_fast.py``), and the core never imports it
+(``tests/test_layout.py``). One
 call turns it on, after the model and its optimizer are built and before training::
 
     model = VAE(rng=0)
@@ -75,9 +76,8 @@ def enable(model, optimizer, threads: int = 1):
             "enable(model, optimizer): the optimizer was not built on this model's "
             "parameters; build it with Optimizer(model.params) first"
         )
-    dense_layers = [layer for layer in _layers(model) if type(layer) in (Dense, FastDense)]
-    for layer in dense_layers:
-        if type(layer) is Dense:
+    for layer in _layers(model):
+        if type(layer) is Dense:  # (subclasses of Dense keep their own backward)
             layer.__class__ = FastDense
             _place(layer)
     first = _first_layer(model)
