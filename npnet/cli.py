@@ -17,14 +17,16 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import fast
 from .data import MNISTError, load_mnist
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
+from .fast.threads import MODES, BlasThreads
 from .io import save_params, write_json
 from .optim import SGD, Adam
-from .train import CheckpointError, cosine_decay, fit
+from .train import CheckpointError, checkpoint_config, cosine_decay, fit
 
 __all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run"]
 
@@ -51,6 +53,16 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def blas_threads_value(text: str) -> str | int:
+    if text in MODES:
+        return text
+    try:
+        return positive_int(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"must be auto, adapt or a positive integer, got {text}") from None
 
 
 def momentum_value(text: str) -> float:
@@ -113,6 +125,12 @@ def add_common_arguments(
                        "threads (npnet.fast.DataParallel, docs/appendix-fast-path.md); "
                        "changes the noise draws; "
                        f"{available_cores()} cores here (default: %(default)s)")
+    train.add_argument("--blas-threads", type=blas_threads_value, default="auto",
+                       help="threads of NumPy's matrix products: auto = the fastest count "
+                       "at the start, kept for the run (recorded in metrics.json; give that "
+                       "number to repeat a run bit for bit); adapt = also re-timed during "
+                       "the run, which changes the last bits when it switches; or a number "
+                       "(npnet/fast/threads.py; default: %(default)s)")
     train.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
                        "(default: %(default)s)")
@@ -192,6 +210,9 @@ class Run:
         if args.threads > 1 and args.no_fast:
             parser.error("--threads trains through the fast path (npnet.fast.DataParallel); "
                          "drop --no-fast, or use --threads 1")
+        if args.threads > 1 and args.blas_threads != "auto":
+            parser.error(f"--threads {args.threads} gives every shard its share of the BLAS "
+                         f"threads; drop --blas-threads {args.blas_threads}")
         _check_writable(args.out, parser)
         self.args = args
         self.started = time.perf_counter()
@@ -202,7 +223,10 @@ class Run:
         history. Through :func:`npnet.fast.enable` unless ``--no-fast``. Ctrl-C, a
         checkpoint that does not fit and a diverged loss end the script with a message."""
         args = self.args
-        trainer = model if args.no_fast else fast.enable(model, optimizer, threads=args.threads)
+        try:
+            trainer = self.trainer(model, optimizer, x_train)
+        except CheckpointError as error:
+            sys.exit(f"error: {error}")
         try:
             history = fit(
                 trainer,
@@ -230,6 +254,30 @@ class Run:
         self.history = history
         return history
 
+    def trainer(self, model, optimizer, x_train):
+        """What to train: the model through :func:`npnet.fast.enable` (or the model alone for
+        ``--no-fast``), with ``--blas-threads``. A run resumed with ``auto`` keeps the
+        checkpoint's count; a new ``auto`` run chooses its count here and records it as the
+        setting, so that metrics.json and the checkpoint say what repeats the run."""
+        args = self.args
+        log = tqdm.write  # keeps a progress bar intact
+        if args.threads > 1:
+            return fast.enable(model, optimizer, threads=args.threads)
+        checkpoint = args.out / "checkpoint.npz"
+        if args.resume and args.blas_threads == "auto" and checkpoint.exists():
+            # An older checkpoint has no count: it trained with the BLAS's default.
+            args.blas_threads = checkpoint_config(checkpoint).get("blas_threads")
+            log(f"BLAS threads: {args.blas_threads or 'the BLAS default'}, as the checkpoint "
+                "was trained (the count changes the results' last bits)")
+        if args.no_fast:
+            trainer = model if args.blas_threads is None else BlasThreads(
+                model, args.blas_threads, log=log)
+        else:
+            trainer = fast.enable(model, optimizer, blas_threads=args.blas_threads, log=log)
+        if args.blas_threads == "auto":
+            args.blas_threads = trainer.choose(x_train[: args.batch_size])
+        return trainer
+
     def figure(self, fig, description: str, name: str) -> None:
         """Save a figure as ``--out``/name, listed in the summary under ``description``."""
         from .plotting import save_figure  # matplotlib, only once there are figures
@@ -256,12 +304,21 @@ class Run:
         its training, but not --epochs (resuming with more epochs trains further), where
         files are, nor --no-fast (the same numbers either way)."""
         where = ("resume", "no_progress", "out", "data_dir", "epochs", "no_fast")
-        return {k: v for k, v in self.settings().items() if k not in where}
+        config = {k: v for k, v in self.settings().items() if k not in where}
+        if config.get("blas_threads", "") is None:  # resuming a checkpoint from before it
+            del config["blas_threads"]
+        return config
 
     def environment(self) -> dict:
-        """Python, NumPy, processor and the fast path, recorded in metrics.json."""
+        """Python, NumPy, its BLAS, processor and the fast path, recorded in metrics.json."""
+        from threadpoolctl import threadpool_info
+
+        blas = [{"library": pool.get("internal_api"), "version": pool.get("version"),
+                 "kernels": pool.get("architecture"), "default_threads": pool.get("num_threads")}
+                for pool in threadpool_info() if pool.get("user_api") == "blas"]
         return {"python": platform.python_version(), "numpy": np.__version__,
-                "machine": platform.machine(), "fast_path": not self.args.no_fast,
+                "machine": platform.machine(), "cores": available_cores(), "blas": blas,
+                "fast_path": not self.args.no_fast,
                 "numba": version("numba") if numba_available() else None}
 
     def wrote(self, description: str, path: Path) -> Path:

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "iterate_minibatches", "cosine_decay", "CheckpointError", "CheckpointMismatch"]
+__all__ = ["fit", "iterate_minibatches", "cosine_decay", "checkpoint_config", "CheckpointError",
+           "CheckpointMismatch"]
 
 
 class CheckpointError(ValueError):
@@ -197,7 +198,18 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, co
     save_arrays(path, arrays)
 
 
-def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict]:
+def checkpoint_config(path: str | os.PathLike) -> dict:
+    """The settings (``config``) a checkpoint was written with; :class:`CheckpointError` if
+    it is not a whole checkpoint."""
+    config = _read_checkpoint(Path(path))[1]["config"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} cannot be resumed: its settings are not a mapping. "
+                              "Delete it to train from the start.")
+    return config
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(arrays, meta) of a checkpoint, or :class:`CheckpointError` naming what is wrong."""
     try:
         saved = load_arrays(path)
         if "meta" not in saved:
@@ -210,6 +222,11 @@ def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, d
             f"{path} cannot be resumed ({error}). Delete it to train from the start, or "
             "resume from a copy of it that is whole."
         ) from error
+    return saved, meta
+
+
+def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict]:
+    saved, meta = _read_checkpoint(path)
     saved_config = json.loads(json.dumps(meta["config"], default=str))
     wanted = json.loads(json.dumps(config, default=str))
     if saved_config != wanted:

@@ -64,6 +64,8 @@ def load_experiment(name):
         ("dae_mnist.py", ["--lr", "inf"], "--lr: must be a positive number"),
         ("vae_interp.py", ["--beta", "nan"], "--beta must be a number >= 0"),
         ("vae_interp.py", ["--seed", "-3"], "--seed: must be an integer >= 0"),
+        ("vae_interp.py", ["--blas-threads", "0"], "must be auto, adapt or a positive integer"),
+        ("dae_mnist.py", ["--threads", "2", "--blas-threads", "1"], "drop --blas-threads 1"),
     ],
 )
 def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):
@@ -130,6 +132,9 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "resumed from" in again.stdout
     resumed = json.loads((out / "metrics.json").read_text())
+    # ... with the BLAS thread count the checkpoint was trained with.
+    assert resumed["settings"]["blas_threads"] == metrics["settings"]["blas_threads"]
+    assert "as the checkpoint was trained" in again.stdout
     assert resumed["history"]["train_loss"][0] == metrics["history"]["train_loss"][0]
     assert len(resumed["history"]["train_loss"]) == 2
 
@@ -179,8 +184,9 @@ def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
 def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
     """The scripts train through npnet.fast by default; --no-fast trains on the core alone.
     The histories, the metrics and the saved parameters are the same, bit for bit."""
-    fast = quick_run(name, tmp_path / "fast", "--epochs", "2")
-    core = quick_run(name, tmp_path / "core", "--epochs", "2", "--no-fast")
+    fast = quick_run(name, tmp_path / "fast", "--epochs", "2", "--blas-threads", "1")
+    core = quick_run(name, tmp_path / "core", "--epochs", "2", "--no-fast",
+                     "--blas-threads", "1")
     assert fast["environment"]["fast_path"] and not core["environment"]["fast_path"]
     for metrics in (fast, core):
         for varying in ("wall_seconds", "settings", "environment"):
@@ -188,5 +194,27 @@ def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
         del metrics["history"]["epoch_seconds"]
     assert fast == core
     saved = [np.load(tmp_path / run / "model.npz") for run in ("fast", "core")]
+    for key in saved[1].files:
+        np.testing.assert_array_equal(saved[0][key], saved[1][key])
+
+
+@needs_mnist
+def test_blas_threads_auto_records_the_count_that_repeats_the_run(tmp_path):
+    """--blas-threads auto times the counts, says which it keeps, and records it; a run
+    given that count computes the same numbers and model, bit for bit."""
+    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out",
+                        str(tmp_path / "auto"))
+    assert result.returncode == 0, result.stderr
+    auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    count = auto["settings"]["blas_threads"]
+    assert isinstance(count, int) and count >= 1
+    assert f"BLAS threads: {count} (" in result.stdout
+    again = quick_run("dae_mnist.py", tmp_path / "again", "--blas-threads", str(count))
+    for metrics in (auto, again):
+        for varying in ("wall_seconds", "settings", "environment"):
+            del metrics[varying]
+        del metrics["history"]["epoch_seconds"]
+    assert auto == again
+    saved = [np.load(tmp_path / run / "model.npz") for run in ("auto", "again")]
     for key in saved[1].files:
         np.testing.assert_array_equal(saved[0][key], saved[1][key])

@@ -111,13 +111,15 @@ def test_enabled_training_gives_the_core_bits(kind, optimizer_class, seed, batch
     for use_fast in (False, True):
         model = make(kind, seed)
         optimizer = optimizer_class(model.params, lr=1e-2)
+        trainer = model
         if use_fast:
-            assert fast.enable(model, optimizer) is model
+            trainer = fast.enable(model, optimizer, log=lambda line: None)
+            assert isinstance(trainer, fast.BlasThreads) and trainer.module is model
             assert isinstance(model.encoder.layers[0], FastDense)
         losses = []
         for step in range(6):
-            losses.append(model.train_step(x, np.random.default_rng([seed, step])))
-            optimizer.step(model.grads)
+            losses.append(trainer.train_step(x, np.random.default_rng([seed, step])))
+            optimizer.step(trainer.grads)
         state = {f"{k}/{slot}": a for k, s in optimizer.state.items() for slot, a in s.items()}
         outcome[use_fast] = (losses, dict(model.params), state)
     assert outcome[True][0] == outcome[False][0]

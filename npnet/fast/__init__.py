@@ -25,7 +25,14 @@ What :func:`enable` does, each part proven equal to the core by a test in
   becomes :class:`~npnet.fast.optim.FastSGD` (placed state, same update);
 * glibc keeps freed memory for the next step (:mod:`npnet.fast.memory`).
 
-``threads=K > 1`` also returns a :class:`~npnet.fast.parallel.DataParallel` that trains each
+It returns what to train: a :class:`~npnet.fast.threads.BlasThreads` that runs the model
+with the number of BLAS threads that is fastest on this machine now (``blas_threads="auto"``,
+the default; ``"adapt"`` keeps choosing during the run, an integer fixes the count, None
+leaves the BLAS as it is and returns the model itself). The thread count changes no formula,
+but OpenBLAS rounds its sums in another order with another count, so a run is reproduced bit
+for bit with the same count (:mod:`npnet.fast.threads`).
+
+``threads=K > 1`` instead returns a :class:`~npnet.fast.parallel.DataParallel` that trains each
 batch in K shards on K threads. That one is not the same computation: the shards draw other
 noise and sum in another order (its docstring says what is equal and what is not).
 
@@ -43,13 +50,16 @@ from .memory import keep_freed_memory
 from .optim import FastAdam, FastSGD, numba_available
 from .parallel import DataParallel
 from .placement import aligned_zeros, zeros_alongside
+from .threads import BlasThreads
 
-__all__ = ["enable", "FastDense", "FastAdam", "FastSGD", "DataParallel", "numba_available"]
+__all__ = ["enable", "FastDense", "FastAdam", "FastSGD", "DataParallel", "BlasThreads",
+           "numba_available"]
 
 FAST_OPTIMIZERS = {Adam: FastAdam, SGD: FastSGD}
 
 
-def enable(model, optimizer, threads: int = 1):
+def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = "auto",
+           log=print):
     """Switch ``model`` and ``optimizer`` to the fast path, in place; returns what to train.
 
     Parameters
@@ -60,11 +70,18 @@ def enable(model, optimizer, threads: int = 1):
     optimizer : npnet.optim.Optimizer
         Built on ``model.params``; its state, if it has stepped already, is kept.
     threads : int
-        1 (the default) returns ``model``; K > 1 returns ``DataParallel(model, K)``.
+        K > 1 returns ``DataParallel(model, K)``, which gives each shard its share of the
+        cores' BLAS threads (``blas_threads`` must then be ``"auto"`` or None).
+    blas_threads : "auto", "adapt", int or None
+        With ``threads=1``: how many BLAS threads to train with (:mod:`npnet.fast.threads`);
+        None returns ``model`` itself, its BLAS untouched.
+    log : callable
+        Where :class:`BlasThreads` says which count it chose.
 
     Returns
     -------
-    The model, or its :class:`DataParallel` wrapper: what to pass to :func:`npnet.train.fit`.
+    What to pass to :func:`npnet.train.fit`: a :class:`BlasThreads` around the model, the model
+    itself (``blas_threads=None``), or a :class:`DataParallel` (``threads > 1``).
 
     Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits
     """
@@ -94,7 +111,14 @@ def enable(model, optimizer, threads: int = 1):
             optimizer._state_of(name)[slot][...] = value
 
     keep_freed_memory()
-    return DataParallel(model, threads) if threads > 1 else model
+    if threads > 1:
+        if blas_threads not in ("auto", None):
+            raise ValueError(
+                f"enable(threads={threads}) gives every shard its share of the BLAS threads; "
+                f"blas_threads={blas_threads!r} applies to one thread only: leave it 'auto'"
+            )
+        return DataParallel(model, threads)
+    return model if blas_threads is None else BlasThreads(model, blas_threads, log=log)
 
 
 def _place(layer: Dense) -> None:

@@ -1,0 +1,243 @@
+"""How many threads NumPy's BLAS gets while training: the count that runs fastest now.
+
+Why it matters. NumPy hands every matrix product to a BLAS library (OpenBLAS in NumPy's
+wheels), which splits a large product over one thread per core. Between products its
+threads do not sleep: they *spin*, checking in a tight loop whether the next product has
+arrived, because waking a sleeping thread takes longer than a small product does. On an idle
+machine that is a good bet. When another program keeps one core busy, the operating system
+has to share that core between the program and one BLAS thread; every product then waits
+for the descheduled thread, while its partner burns the other core spinning, and a training
+step can become three times slower than with a single BLAS thread, which never waits for
+anyone. Which count wins depends on the model, the batch and what else runs, so it is
+measured, not guessed.
+
+What :class:`BlasThreads` does. It wraps a model for :func:`npnet.train.fit` and runs every
+``train_step`` and ``evaluate`` under a BLAS thread count set with threadpoolctl (never with
+environment variables, which the user may have set for their own reasons):
+
+* ``"auto"``: at the first step, it times a few steps with each candidate count on a copy of
+  the model (so the real model and its random numbers are untouched), keeps the fastest count
+  for the rest of the run and says so in the log.
+* ``"adapt"``: the same, and every ``every`` steps it trains a few real steps with each other
+  count and switches when another one has become faster (another program started or
+  stopped). Under 2% of the steps run with a count that was not the best.
+* an integer: that count, always.
+
+Why ``"auto"`` keeps its choice. A product's bits depend on the thread count: OpenBLAS
+splits and orders the sums of a product differently with one thread than with two (on the
+machine this was written on, with OpenBLAS 0.3.31, nearly every product of the experiments'
+models differs in the last bits). Results are therefore reproducible *for a given count*.
+``"auto"`` chooses once per run and the experiment scripts record the count (metrics.json,
+the checkpoint), so a resumed run continues with it and ``--blas-threads N`` repeats a run
+bit for bit. ``"adapt"`` trades that reproducibility for speed when the machine's load
+changes during a run. ``tests/test_fast_threads.py`` checks each claim.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from .parallel import available_cores
+
+__all__ = ["BlasThreads", "candidate_counts", "MODES"]
+
+MODES = ("auto", "adapt")
+
+
+def candidate_counts(cores: int | None = None) -> list[int]:
+    """The thread counts worth timing on ``cores`` cores: 1, 2, 4, ... and ``cores`` itself."""
+    cores = available_cores() if cores is None else int(cores)
+    counts, count = [], 1
+    while count < cores:
+        counts.append(count)
+        count *= 2
+    return [*counts, max(cores, 1)]
+
+
+class BlasThreads:
+    """Train ``model`` under the BLAS thread count that runs fastest; see the module docstring.
+
+    Parameters
+    ----------
+    model
+        An npnet model (``params``, ``grads``, ``train_step(x, rng)``, ``evaluate``), or a
+        trainer that offers the same, such as the one :func:`npnet.fast.enable` returns.
+    threads : "auto", "adapt" or int
+        How the count is chosen (module docstring).
+    candidates : list of int, optional
+        Counts to time; default :func:`candidate_counts`.
+    every : int
+        ``"adapt"``: steps between two rounds of timing the other counts.
+    probe_steps : int
+        Steps timed per count and round; the median of them counts.
+    rounds : int
+        Rounds of timing every count at the first step (the median of the rounds counts).
+    margin : float
+        ``"adapt"`` switches only to a count faster than the current one by this factor, so
+        that noise does not make it switch back and forth.
+    log : callable
+        Where the chosen count, and every change of it, is said (a line of text).
+
+    Attributes
+    ----------
+    threads : int or None
+        The count in use; None until the first step of ``"auto"`` or ``"adapt"``.
+    rates : dict[int, float]
+        Samples per second of each count at its last timing.
+
+    Tested by: tests/test_fast_threads.py::test_auto_keeps_the_fastest_count_and_the_bits,
+    tests/test_fast_threads.py::test_adapt_switches_when_another_count_becomes_faster
+    """
+
+    def __init__(
+        self,
+        model,
+        threads: str | int = "auto",
+        *,
+        candidates: list[int] | None = None,
+        every: int = 500,
+        probe_steps: int = 3,
+        rounds: int = 3,
+        margin: float = 1.05,
+        log: Callable[[str], None] = print,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        from threadpoolctl import ThreadpoolController  # inspects the loaded BLAS: once
+
+        if isinstance(threads, str) and threads in MODES:
+            self.mode, self.threads = threads, None
+        elif isinstance(threads, (int, np.integer)) and not isinstance(threads, bool) and (
+            threads >= 1
+        ):
+            self.mode, self.threads = "fixed", int(threads)
+        else:
+            raise ValueError(
+                f"blas threads must be a positive integer, 'auto' or 'adapt', got {threads!r}"
+            )
+        self.module = model
+        self.candidates = sorted(set(candidates or candidate_counts()))
+        if not self.candidates or min(self.candidates) < 1:
+            raise ValueError(f"candidates must be positive thread counts, got {candidates}")
+        self.every, self.probe_steps, self.rounds = int(every), int(probe_steps), int(rounds)
+        self.margin = float(margin)
+        self.log, self.clock = log, clock
+        self.rates: dict[int, float] = {}
+        self.steps = 0
+        self._recent: deque[float] = deque(maxlen=3 * self.probe_steps)  # the latest steps
+        self._probes: list[int] = []  # counts of the next steps, while adapt is timing
+        self._probed: dict[int, list[float]] = {}
+        self._blas = ThreadpoolController()
+
+    # What fit needs of a model -------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.module.params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self.module.grads
+
+    def evaluate(self, x: np.ndarray, *args, **kwargs) -> dict:
+        """The model's ``evaluate``, with the count in use (the BLAS default before any)."""
+        if self.threads is None:
+            return self.module.evaluate(x, *args, **kwargs)
+        with self._limit(self.threads):
+            return self.module.evaluate(x, *args, **kwargs)
+
+    def train_step(self, x: np.ndarray, rng) -> dict:
+        """The model's ``train_step`` under the chosen count; chooses it at the first step."""
+        if self.threads is None:
+            self.choose(x)
+        count = self._probes.pop(0) if self._probes else self.threads
+        with self._limit(count):
+            started = self.clock()
+            losses = self.module.train_step(x, rng)
+            seconds = self.clock() - started
+        rate = len(x) / seconds if seconds > 0 else float("inf")
+        self.steps += 1
+        if count == self.threads:
+            self._recent.append(rate)
+        else:
+            self._probed.setdefault(count, []).append(rate)
+            if not self._probes:
+                self._reconsider()
+        if self.mode == "adapt" and self.steps % self.every == 0 and len(self.candidates) > 1:
+            self._probes = [c for c in self.candidates if c != self.threads
+                            for _ in range(self.probe_steps)]
+        return losses
+
+    def close(self) -> None:
+        close = getattr(self.module, "close", None)
+        if close is not None:
+            close()
+
+    # Choosing ----------------------------------------------------------------------
+
+    def choose(self, x: np.ndarray, rng=0) -> int:
+        """Time ``rounds`` x ``probe_steps`` steps on ``x`` with every candidate count, on a
+        copy of the model, and keep the fastest count; returns it.
+
+        The copy trains with its own generator (seeded by ``rng``), so the model, its
+        parameters and the caller's random numbers are as they were.
+        """
+        if len(self.candidates) == 1:
+            self.threads, self.rates = self.candidates[0], {}
+            self.log(f"BLAS threads: {self.threads} (the only count to choose from)")
+            return self.threads
+        scratch = copy.deepcopy(self.module)
+        generator = np.random.default_rng(rng)
+        samples: dict[int, list[float]] = {c: [] for c in self.candidates}
+        for round_ in range(self.rounds):
+            shift = round_ % len(self.candidates)  # which count goes first rotates
+            for count in self.candidates[shift:] + self.candidates[:shift]:
+                with self._limit(count):
+                    scratch.train_step(x, generator)  # settles after the other count
+                    times = []
+                    for _ in range(self.probe_steps):
+                        started = self.clock()
+                        scratch.train_step(x, generator)
+                        times.append(self.clock() - started)
+                samples[count].append(len(x) / max(statistics.median(times), 1e-12))
+        self.rates = {c: statistics.median(r) for c, r in samples.items()}
+        self.threads = max(self.candidates, key=lambda c: (self.rates[c], c))
+        timed = ", ".join(f"{_threads(c)} {self.rates[c]:,.0f}" for c in self.candidates)
+        self.log(
+            f"BLAS threads: {self.threads} (samples/s at the first step with {timed}); "
+            + (f"timed again every {self.every} steps" if self.mode == "adapt" else
+               "kept for the run: the count changes the results' last bits")
+        )
+        return self.threads
+
+    def _reconsider(self) -> None:
+        """After ``adapt`` timed the other counts: switch if one is clearly faster."""
+        current = statistics.median(self._recent) if self._recent else 0.0
+        self.rates = {self.threads: current}
+        self.rates.update({c: statistics.median(r) for c, r in self._probed.items()})
+        self._probed = {}
+        best = max(self.rates, key=lambda c: (self.rates[c], c))
+        if best != self.threads and self.rates[best] > self.margin * current:
+            self.log(
+                f"BLAS threads: {self.threads} -> {best} at step {self.steps}: samples/s now "
+                f"{self.rates[best]:,.0f} with {_threads(best)}, {current:,.0f} with "
+                f"{_threads(self.threads)} (the machine's load changed)"
+            )
+            self.threads = best
+            self._recent.clear()
+
+    def _limit(self, count: int):
+        return self._blas.limit(limits=count, user_api="blas")
+
+    def __repr__(self) -> str:
+        return (f"BlasThreads({type(self.module).__name__}, mode={self.mode!r}, "
+                f"threads={self.threads})")
+
+
+def _threads(count: int) -> str:
+    return f"{count} thread" + ("s" if count != 1 else "")

@@ -1,0 +1,156 @@
+"""npnet.fast.threads: the BLAS thread count that runs fastest, and what it does to the bits.
+
+The speed of a count is the machine's business, so these tests give BlasThreads a clock that
+charges each step a cost set by the test for the count it runs with: the logic that chooses
+is tested exactly, without depending on the load of the machine the tests run on.
+"""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from npnet import fast
+from npnet.autoencoder import DenoisingAutoencoder
+from npnet.fast.threads import BlasThreads, candidate_counts
+from npnet.optim import Adam
+from npnet.vae import VAE
+
+
+class Charged(BlasThreads):
+    """BlasThreads whose clock charges ``cost[count]`` seconds for a step with ``count``."""
+
+    def __init__(self, model, threads, cost, **options):
+        self.cost, self.current, self.time = cost, None, 0.0
+        self.counts_run: list[int] = []
+        super().__init__(model, threads, clock=self.tick, **options)
+
+    def tick(self) -> float:
+        self.time += self.cost[self.current]  # start and end of a step: elapsed = one cost
+        return self.time
+
+    def _limit(self, count):
+        self.current = count
+        self.counts_run.append(count)
+        return super()._limit(count)
+
+
+def blas_threads_now() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_candidate_counts_are_powers_of_two_and_every_core():
+    assert candidate_counts(1) == [1]
+    assert candidate_counts(2) == [1, 2]
+    assert candidate_counts(3) == [1, 2, 3]
+    assert candidate_counts(8) == [1, 2, 4, 8]
+
+
+def train(trainer, optimizer, x, steps):
+    losses = []
+    for step in range(steps):
+        losses.append(trainer.train_step(x, np.random.default_rng([7, step])))
+        optimizer.step(trainer.grads)
+    return losses
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_auto_keeps_the_fastest_count_and_the_bits(faster):
+    """auto times every count on a copy, keeps the fastest, and then trains exactly as the
+    core does under that many BLAS threads: the same losses and parameters, bit for bit.
+
+    The model is the experiments' VAE at batch 128, whose products OpenBLAS does split over
+    threads, so a count that was not applied would show in the bits where the BLAS's sums
+    depend on it (on OpenBLAS 0.3.31 they do; the test says so where they do not).
+    """
+    x = np.random.default_rng(0).random((128, 784), dtype=np.float32)
+    lines = []
+    model = VAE(rng=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    optimizer = Adam(model.params, lr=1e-3)
+    trainer = Charged(fast.enable(model, optimizer, blas_threads=None), "auto",
+                      cost={1: 1.0, 2: 1.0, faster: 0.5}, candidates=[1, 2], log=lines.append)
+    assert trainer.choose(x[:16]) == faster
+    assert trainer.rates == {faster: 32.0, 3 - faster: 16.0}
+    assert len(lines) == 1 and f"BLAS threads: {faster} " in lines[0]
+    for key, value in before.items():  # timing trained a copy
+        np.testing.assert_array_equal(model.params[key], value)
+    chosen = train(trainer, optimizer, x, 3)
+    assert set(trainer.counts_run[-3:]) == {faster} and len(lines) == 1
+
+    reference = {}
+    for count in (1, 2):
+        core = VAE(rng=0)
+        core_optimizer = Adam(core.params, lr=1e-3)
+        with threadpool_limits(count, user_api="blas"):
+            reference[count] = (train(core, core_optimizer, x, 3), core.params)
+    assert chosen == reference[faster][0]
+    for key, value in reference[faster][1].items():
+        np.testing.assert_array_equal(model.params[key], value, err_msg=key)
+    if reference[1][0] == reference[2][0]:
+        pytest.skip("this BLAS gives the same bits with 1 and 2 threads; nothing to tell apart")
+
+
+def test_adapt_switches_when_another_count_becomes_faster():
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    optimizer = Adam(model.params, lr=1e-3)
+    lines = []
+    trainer = Charged(model, "adapt", cost={1: 2.0, 2: 1.0}, candidates=[1, 2], every=10,
+                      probe_steps=3, log=lines.append)
+    x = np.random.default_rng(0).random((8, 16), dtype=np.float32)
+    train(trainer, optimizer, x, 25)
+    assert trainer.threads == 2 and len(lines) == 1  # chosen once, then still the fastest
+    trainer.counts_run.clear()
+    trainer.cost = {1: 1.0, 2: 3.0}  # another program took a core
+    train(trainer, optimizer, x, 15)
+    assert trainer.threads == 1
+    assert len(lines) == 2 and "BLAS threads: 2 -> 1 at step 33" in lines[1]
+    # Steps 31-33 timed the other count (the only steps not run with the best one known).
+    assert trainer.counts_run[:5] == [2, 2, 2, 2, 2] and trainer.counts_run[5:8] == [1, 1, 1]
+    assert set(trainer.counts_run[8:]) == {1}
+
+
+def test_adapt_keeps_its_count_within_the_margin():
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    optimizer = Adam(model.params, lr=1e-3)
+    lines = []
+    trainer = Charged(model, "adapt", cost={1: 1.0, 2: 1.02}, candidates=[1, 2], every=5,
+                      log=lines.append)
+    train(trainer, optimizer, np.ones((4, 16), np.float32), 40)
+    trainer.cost = {1: 1.03, 2: 1.0}  # 3% faster: noise, not a reason to switch
+    train(trainer, optimizer, np.ones((4, 16), np.float32), 40)
+    assert trainer.threads == 1 and len(lines) == 1
+
+
+def test_a_fixed_count_is_applied_to_steps_and_evaluation_and_then_restored():
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    before = blas_threads_now()
+    seen = []
+
+    class Spy(DenoisingAutoencoder):
+        def train_step(self, x, rng=None):
+            seen.append(blas_threads_now())
+            return super().train_step(x, rng)
+
+        def evaluate(self, x, rng=None):
+            seen.append(blas_threads_now())
+            return super().evaluate(x, rng)
+
+    model.__class__ = Spy
+    trainer = BlasThreads(model, 1, log=lambda line: None)
+    x = np.ones((4, 16), np.float32)
+    trainer.train_step(x, 0)
+    trainer.evaluate(x, rng=0)
+    assert seen == [[1] * len(before)] * 2
+    assert blas_threads_now() == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "fast", "2", None])
+def test_bad_counts_are_clear_errors(bad):
+    with pytest.raises(ValueError, match="positive integer, 'auto' or 'adapt'"):
+        BlasThreads(DenoisingAutoencoder(16, (8,), 4, rng=0), bad)
+
+
+def test_enable_refuses_a_blas_count_with_shards():
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    with pytest.raises(ValueError, match="share of the BLAS threads"):
+        fast.enable(model, Adam(model.params), threads=2, blas_threads=1)
