@@ -95,7 +95,7 @@ def test_adapt_switches_when_another_count_becomes_faster():
     optimizer = Adam(model.params, lr=1e-3)
     lines = []
     trainer = Charged(model, "adapt", cost={1: 2.0, 2: 1.0}, candidates=[1, 2], every=10,
-                      probe_steps=3, log=lines.append)
+                      settle=0.0, seconds=3.0, log=lines.append)
     x = np.random.default_rng(0).random((8, 16), dtype=np.float32)
     train(trainer, optimizer, x, 25)
     assert trainer.threads == 2 and len(lines) == 1  # chosen once, then still the fastest

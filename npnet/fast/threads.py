@@ -19,8 +19,8 @@ environment variables, which the user may have set for their own reasons):
   the model (so the real model and its random numbers are untouched), keeps the fastest count
   for the rest of the run and says so in the log.
 * ``"adapt"``: the same, and every ``every`` steps it trains a few real steps with each other
-  count and switches when another one has become faster (another program started or
-  stopped). Under 2% of the steps run with a count that was not the best.
+  count (at most 2% of the steps) and switches when another one has become faster (another
+  program started or stopped).
 * an integer: that count, always.
 
 Why ``"auto"`` keeps its choice. A product's bits depend on the thread count: OpenBLAS
@@ -63,6 +63,13 @@ def candidate_counts(cores: int | None = None) -> list[int]:
 class BlasThreads:
     """Train ``model`` under the BLAS thread count that runs fastest; see the module docstring.
 
+    A count is timed in blocks: first ``settle`` seconds of steps that are not counted
+    (OpenBLAS's threads from the count before keep spinning for a moment after their last
+    product, on the cores the new count needs), then ``seconds`` of steps whose samples per
+    second count. Blocks of a fraction of a second, rather than a few steps, see what the
+    operating system's time slices (a few milliseconds each) do to a count when another
+    program wants a core.
+
     Parameters
     ----------
     model
@@ -73,16 +80,18 @@ class BlasThreads:
     candidates : list of int, optional
         Counts to time; default :func:`candidate_counts`.
     every : int
-        ``"adapt"``: steps between two rounds of timing the other counts.
-    probe_steps : int
-        Steps timed per count and round; the median of them counts.
+        ``"adapt"``: steps between two timings of the other counts.
+    settle, seconds : float
+        Seconds of uncounted, then of counted steps per block.
     rounds : int
-        Rounds of timing every count at the first step (the median of the rounds counts).
+        Blocks per count at the first step, in rotating order; the median counts.
     margin : float
         ``"adapt"`` switches only to a count faster than the current one by this factor, so
         that noise does not make it switch back and forth.
     log : callable
         Where the chosen count, and every change of it, is said (a line of text).
+    clock : callable
+        Seconds, for timing (the tests give it a clock of their own).
 
     Attributes
     ----------
@@ -90,6 +99,8 @@ class BlasThreads:
         The count in use; None until the first step of ``"auto"`` or ``"adapt"``.
     rates : dict[int, float]
         Samples per second of each count at its last timing.
+    steps : int
+        Steps trained so far (the timing on a copy at the first step not included).
 
     Tested by: tests/test_fast_threads.py::test_auto_keeps_the_fastest_count_and_the_bits,
     tests/test_fast_threads.py::test_adapt_switches_when_another_count_becomes_faster
@@ -102,7 +113,8 @@ class BlasThreads:
         *,
         candidates: list[int] | None = None,
         every: int = 500,
-        probe_steps: int = 3,
+        settle: float = 0.1,
+        seconds: float = 0.2,
         rounds: int = 3,
         margin: float = 1.05,
         log: Callable[[str], None] = print,
@@ -124,24 +136,28 @@ class BlasThreads:
         self.candidates = sorted(set(candidates or candidate_counts()))
         if not self.candidates or min(self.candidates) < 1:
             raise ValueError(f"candidates must be positive thread counts, got {candidates}")
-        self.every, self.probe_steps, self.rounds = int(every), int(probe_steps), int(rounds)
-        self.margin = float(margin)
+        self.every, self.rounds = int(every), int(rounds)
+        self.settle, self.seconds, self.margin = float(settle), float(seconds), float(margin)
+        # "adapt" times another count for at most 2% of the steps (3 steps at the least).
+        self.max_probe_steps = max(3, self.every // 50)
         self.log, self.clock = log, clock
         self.rates: dict[int, float] = {}
         self.steps = 0
-        self._recent: deque[float] = deque(maxlen=3 * self.probe_steps)  # the latest steps
-        self._probes: list[int] = []  # counts of the next steps, while adapt is timing
-        self._probed: dict[int, list[float]] = {}
+        self._recent: deque[tuple[int, float]] = deque(maxlen=1000)  # (samples, seconds)
+        self._queue: list[int] = []  # "adapt": the counts still to time in this round
+        self._block: _Block | None = None  # the count being timed now, if any
         self._blas = ThreadpoolController()
 
     # What fit needs of a model -------------------------------------------------------
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        """The model's parameters."""
         return self.module.params
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
+        """The model's gradients of the last step."""
         return self.module.grads
 
     def evaluate(self, x: np.ndarray, *args, **kwargs) -> dict:
@@ -155,25 +171,25 @@ class BlasThreads:
         """The model's ``train_step`` under the chosen count; chooses it at the first step."""
         if self.threads is None:
             self.choose(x)
-        count = self._probes.pop(0) if self._probes else self.threads
-        with self._limit(count):
+        block = self._block
+        with self._limit(block.count if block else self.threads):
             started = self.clock()
             losses = self.module.train_step(x, rng)
             seconds = self.clock() - started
-        rate = len(x) / seconds if seconds > 0 else float("inf")
         self.steps += 1
-        if count == self.threads:
-            self._recent.append(rate)
-        else:
-            self._probed.setdefault(count, []).append(rate)
-            if not self._probes:
-                self._reconsider()
-        if self.mode == "adapt" and self.steps % self.every == 0 and len(self.candidates) > 1:
-            self._probes = [c for c in self.candidates if c != self.threads
-                            for _ in range(self.probe_steps)]
+        if block is None:
+            self._recent.append((len(x), seconds))
+        elif block.add(len(x), seconds, self.settle, self.seconds, self.max_probe_steps):
+            self.rates[block.count] = block.rate
+            self._next_block()
+        if (self.mode == "adapt" and self._block is None and self.steps % self.every == 0
+                and len(self.candidates) > 1):
+            self._queue = [c for c in self.candidates if c != self.threads]
+            self._next_block()
         return losses
 
     def close(self) -> None:
+        """Close the wrapped trainer, if it has anything to close (a DataParallel's threads)."""
         close = getattr(self.module, "close", None)
         if close is not None:
             close()
@@ -181,8 +197,8 @@ class BlasThreads:
     # Choosing ----------------------------------------------------------------------
 
     def choose(self, x: np.ndarray, rng=0) -> int:
-        """Time ``rounds`` x ``probe_steps`` steps on ``x`` with every candidate count, on a
-        copy of the model, and keep the fastest count; returns it.
+        """Time ``rounds`` blocks of steps on ``x`` with every candidate count, on a copy of
+        the model, and keep the fastest count; returns it.
 
         The copy trains with its own generator (seeded by ``rng``), so the model, its
         parameters and the caller's random numbers are as they were.
@@ -197,14 +213,12 @@ class BlasThreads:
         for round_ in range(self.rounds):
             shift = round_ % len(self.candidates)  # which count goes first rotates
             for count in self.candidates[shift:] + self.candidates[:shift]:
+                block = _Block(count)
                 with self._limit(count):
-                    scratch.train_step(x, generator)  # settles after the other count
-                    times = []
-                    for _ in range(self.probe_steps):
-                        started = self.clock()
-                        scratch.train_step(x, generator)
-                        times.append(self.clock() - started)
-                samples[count].append(len(x) / max(statistics.median(times), 1e-12))
+                    while not block.add(len(x), self._timed_step(scratch, x, generator),
+                                        self.settle, self.seconds):
+                        pass
+                samples[count].append(block.rate)
         self.rates = {c: statistics.median(r) for c, r in samples.items()}
         self.threads = max(self.candidates, key=lambda c: (self.rates[c], c))
         timed = ", ".join(f"{_threads(c)} {self.rates[c]:,.0f}" for c in self.candidates)
@@ -215,12 +229,24 @@ class BlasThreads:
         )
         return self.threads
 
-    def _reconsider(self) -> None:
-        """After ``adapt`` timed the other counts: switch if one is clearly faster."""
-        current = statistics.median(self._recent) if self._recent else 0.0
-        self.rates = {self.threads: current}
-        self.rates.update({c: statistics.median(r) for c, r in self._probed.items()})
-        self._probed = {}
+    def _timed_step(self, model, x, generator) -> float:
+        started = self.clock()
+        model.train_step(x, generator)
+        return self.clock() - started
+
+    def _next_block(self) -> None:
+        """Time the next count of this round of ``adapt``, or decide once all are timed."""
+        if self._queue:
+            self._block = _Block(self._queue.pop(0))
+            return
+        self._block = None
+        samples = seconds = 0.0
+        for n, step_seconds in reversed(self._recent):  # the latest steps, as many as a block
+            samples, seconds = samples + n, seconds + step_seconds
+            if seconds >= self.seconds:
+                break
+        current = samples / seconds if seconds > 0 else 0.0
+        self.rates[self.threads] = current
         best = max(self.rates, key=lambda c: (self.rates[c], c))
         if best != self.threads and self.rates[best] > self.margin * current:
             self.log(
@@ -237,6 +263,31 @@ class BlasThreads:
     def __repr__(self) -> str:
         return (f"BlasThreads({type(self.module).__name__}, mode={self.mode!r}, "
                 f"threads={self.threads})")
+
+
+class _Block:
+    """Steps timed with one count: ``settle`` seconds not counted, then ``seconds`` counted."""
+
+    def __init__(self, count: int):
+        self.count, self.steps = count, 0
+        self.settled = self.samples = self.seconds = 0.0
+
+    def add(self, samples: int, seconds: float, settle: float, measure: float,
+            max_steps: int | None = None) -> bool:
+        """Record a step; True once the block is done (or has reached ``max_steps``)."""
+        self.steps += 1
+        if self.settled < settle:
+            self.settled += seconds
+        else:
+            self.samples, self.seconds = self.samples + samples, self.seconds + seconds
+        done = self.seconds >= measure or (max_steps is not None and self.steps >= max_steps)
+        if done and self.seconds == 0:  # cut short while settling: count what there is
+            self.samples, self.seconds = samples, seconds
+        return done
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("inf")
 
 
 def _threads(count: int) -> str:
