@@ -8,7 +8,8 @@ revision's ``npnet/`` is extracted with ``git archive`` into a temporary folder 
 named ``npnet_base`` and imported beside the working tree's ``npnet``. Three trainers build
 the default model of the experiments from the same seed, with Adam:
 
-* ``tree, fast``: this tree with ``npnet.fast.enable``, as the experiment scripts train;
+* ``tree, fast``: this tree with ``npnet.fast.enable``, as the experiment scripts train
+  (all three at the BLAS's default thread count: this compares steps, not thread counts);
 * ``tree, core``: this tree's core alone, as ``--no-fast`` trains;
 * ``base``: the base revision as its experiment scripts trained (through its
   ``npnet.fast.enable`` if it has one).

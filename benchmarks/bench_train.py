@@ -144,7 +144,10 @@ def npnet_model(name: str, seed: int, fast: bool = True, shards: int = 1):
 
     model = DenoisingAutoencoder(rng=seed) if name == "dae" else VAE(rng=seed)
     optimizer = Adam(model.params, lr=1e-3)
-    trainer = npnet.fast.enable(model, optimizer, threads=shards) if fast else model
+    # blas_threads=None: the BLAS's default count, the count PyTorch is given here too
+    # (bench_threads.py measures the count that "auto" chooses).
+    trainer = (npnet.fast.enable(model, optimizer, threads=shards, blas_threads=None)
+               if fast else model)
     return trainer, model, optimizer
 
 

@@ -90,6 +90,15 @@ def test_auto_keeps_the_fastest_count_and_the_bits(faster):
         pytest.skip("this BLAS gives the same bits with 1 and 2 threads; nothing to tell apart")
 
 
+@pytest.mark.parametrize("cost_of_one,chosen", [(0.97, 2), (0.9, 1)])
+def test_auto_keeps_the_most_threads_unless_another_count_is_clearly_faster(cost_of_one, chosen):
+    """Within 5%, a tie: the most threads, as the BLAS runs by default."""
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    trainer = Charged(model, "auto", cost={1: cost_of_one, 2: 1.0}, candidates=[1, 2],
+                      log=lambda line: None)
+    assert trainer.choose(np.ones((4, 16), np.float32)) == chosen
+
+
 def test_adapt_switches_when_another_count_becomes_faster():
     model = DenoisingAutoencoder(16, (8,), 4, rng=0)
     optimizer = Adam(model.params, lr=1e-3)
@@ -113,7 +122,7 @@ def test_adapt_keeps_its_count_within_the_margin():
     model = DenoisingAutoencoder(16, (8,), 4, rng=0)
     optimizer = Adam(model.params, lr=1e-3)
     lines = []
-    trainer = Charged(model, "adapt", cost={1: 1.0, 2: 1.02}, candidates=[1, 2], every=5,
+    trainer = Charged(model, "adapt", cost={1: 1.0, 2: 1.1}, candidates=[1, 2], every=5,
                       log=lines.append)
     train(trainer, optimizer, np.ones((4, 16), np.float32), 40)
     trainer.cost = {1: 1.03, 2: 1.0}  # 3% faster: noise, not a reason to switch

@@ -86,8 +86,9 @@ class BlasThreads:
     rounds : int
         Blocks per count at the first step, in rotating order; the median counts.
     margin : float
+        A count is chosen over the most threads only if it is faster by this factor, and
         ``"adapt"`` switches only to a count faster than the current one by this factor, so
-        that noise does not make it switch back and forth.
+        that noise does not decide (nor make ``"adapt"`` switch back and forth).
     log : callable
         Where the chosen count, and every change of it, is said (a line of text).
     clock : callable
@@ -220,7 +221,11 @@ class BlasThreads:
                         pass
                 samples[count].append(block.rate)
         self.rates = {c: statistics.median(r) for c, r in samples.items()}
-        self.threads = max(self.candidates, key=lambda c: (self.rates[c], c))
+        # Within the margin, the most threads: what the BLAS runs by default on an idle
+        # machine, so that a near tie does not make two runs differ in their last bits.
+        most = self.candidates[-1]
+        best = max(self.candidates, key=lambda c: (self.rates[c], c))
+        self.threads = best if self.rates[best] > self.margin * self.rates[most] else most
         timed = ", ".join(f"{_threads(c)} {self.rates[c]:,.0f}" for c in self.candidates)
         self.log(
             f"BLAS threads: {self.threads} (samples/s at the first step with {timed}); "
