@@ -99,6 +99,23 @@ def test_auto_keeps_the_most_threads_unless_another_count_is_clearly_faster(cost
     assert trainer.choose(np.ones((4, 16), np.float32)) == chosen
 
 
+def test_auto_says_once_when_its_steps_become_twice_as_slow():
+    model = DenoisingAutoencoder(16, (8,), 4, rng=0)
+    optimizer = Adam(model.params, lr=1e-3)
+    lines = []
+    trainer = Charged(model, "auto", cost={1: 1.0, 2: 0.5}, candidates=[1, 2], every=5,
+                      log=lines.append)
+    x = np.ones((4, 16), np.float32)
+    train(trainer, optimizer, x, 12)
+    trainer.cost = {1: 1.0, 2: 0.9}  # slower, but not twice: nothing to say
+    train(trainer, optimizer, x, 12)
+    assert len(lines) == 1
+    trainer.cost = {1: 1.0, 2: 1.5}  # three times slower
+    train(trainer, optimizer, x, 20)
+    assert trainer.threads == 2 and len(lines) == 2
+    assert "3.0x slower than when 2 threads were chosen" in lines[1] and "adapt" in lines[1]
+
+
 def test_adapt_switches_when_another_count_becomes_faster():
     model = DenoisingAutoencoder(16, (8,), 4, rng=0)
     optimizer = Adam(model.params, lr=1e-3)

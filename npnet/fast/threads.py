@@ -17,7 +17,9 @@ environment variables, which the user may have set for their own reasons):
 
 * ``"auto"``: at the first step, it times a few steps with each candidate count on a copy of
   the model (so the real model and its random numbers are untouched), keeps the fastest count
-  for the rest of the run and says so in the log.
+  (on a near tie, within ``margin``, the most threads, the BLAS's default on an idle
+  machine) for the rest of the run and says so in the log; if the steps later become more than twice
+  as slow, it says that too, once, and suggests ``"adapt"``.
 * ``"adapt"``: the same, and every ``every`` steps it trains a few real steps with each other
   count (at most 2% of the steps) and switches when another one has become faster (another
   program started or stopped).
@@ -80,7 +82,9 @@ class BlasThreads:
     candidates : list of int, optional
         Counts to time; default :func:`candidate_counts`.
     every : int
-        ``"adapt"``: steps between two timings of the other counts.
+        ``"adapt"``: steps between two timings of the other counts; ``"auto"``: steps between
+        two comparisons of the latest steps with the rate it chose by, after which it says,
+        once, if they have become more than twice as slow.
     settle, seconds : float
         Seconds of uncounted, then of counted steps per block.
     rounds : int
@@ -141,6 +145,8 @@ class BlasThreads:
         self.settle, self.seconds, self.margin = float(settle), float(seconds), float(margin)
         # "adapt" times another count for at most 2% of the steps (3 steps at the least).
         self.max_probe_steps = max(3, self.every // 50)
+        self.slowdown = 2.0  # "auto" says so once when its steps become this much slower
+        self._warned = False
         self.log, self.clock = log, clock
         self.rates: dict[int, float] = {}
         self.steps = 0
@@ -183,10 +189,12 @@ class BlasThreads:
         elif block.add(len(x), seconds, self.settle, self.seconds, self.max_probe_steps):
             self.rates[block.count] = block.rate
             self._next_block()
-        if (self.mode == "adapt" and self._block is None and self.steps % self.every == 0
-                and len(self.candidates) > 1):
-            self._queue = [c for c in self.candidates if c != self.threads]
-            self._next_block()
+        if self.steps % self.every == 0 and len(self.candidates) > 1:
+            if self.mode == "adapt" and self._block is None:
+                self._queue = [c for c in self.candidates if c != self.threads]
+                self._next_block()
+            elif self.mode == "auto" and not self._warned:
+                self._warn_if_slower()
         return losses
 
     def close(self) -> None:
@@ -245,13 +253,7 @@ class BlasThreads:
             self._block = _Block(self._queue.pop(0))
             return
         self._block = None
-        samples = seconds = 0.0
-        for n, step_seconds in reversed(self._recent):  # the latest steps, as many as a block
-            samples, seconds = samples + n, seconds + step_seconds
-            if seconds >= self.seconds:
-                break
-        current = samples / seconds if seconds > 0 else 0.0
-        self.rates[self.threads] = current
+        current = self.rates[self.threads] = self._recent_rate()
         best = max(self.rates, key=lambda c: (self.rates[c], c))
         if best != self.threads and self.rates[best] > self.margin * current:
             self.log(
@@ -261,6 +263,27 @@ class BlasThreads:
             )
             self.threads = best
             self._recent.clear()
+
+    def _recent_rate(self) -> float:
+        """Samples/s of the latest steps with the count in use, as many as a block."""
+        samples = seconds = 0.0
+        for n, step_seconds in reversed(self._recent):
+            samples, seconds = samples + n, seconds + step_seconds
+            if seconds >= self.seconds:
+                break
+        return samples / seconds if seconds > 0 else 0.0
+
+    def _warn_if_slower(self) -> None:
+        """``auto``: say once if the steps have become much slower than when it chose."""
+        chosen, now = self.rates.get(self.threads, 0.0), self._recent_rate()
+        if now > 0 and chosen > self.slowdown * now:
+            self._warned = True
+            self.log(
+                f"training now runs at {now:,.0f} samples/s, {chosen / now:.1f}x slower than "
+                f"when {_threads(self.threads)} were chosen: another program may be using a "
+                f"core. The count stays {self.threads} for this run, since it changes the "
+                "results' last bits; --blas-threads adapt keeps choosing during a run"
+            )
 
     def _limit(self, count: int):
         return self._blas.limit(limits=count, user_api="blas")
