@@ -176,7 +176,12 @@ def test_bad_counts_are_clear_errors(bad):
         BlasThreads(DenoisingAutoencoder(16, (8,), 4, rng=0), bad)
 
 
-def test_enable_refuses_a_blas_count_with_shards():
+@pytest.mark.parametrize("threads,blas_threads,message", [
+    (2, 1, "share of the BLAS threads"), (1, "fast", "positive integer, 'auto' or 'adapt'")])
+def test_enable_refuses_a_bad_blas_count_before_changing_anything(threads, blas_threads,
+                                                                   message):
     model = DenoisingAutoencoder(16, (8,), 4, rng=0)
-    with pytest.raises(ValueError, match="share of the BLAS threads"):
-        fast.enable(model, Adam(model.params), threads=2, blas_threads=1)
+    optimizer = Adam(model.params)
+    with pytest.raises(ValueError, match=message):
+        fast.enable(model, optimizer, threads=threads, blas_threads=blas_threads)
+    assert type(optimizer) is Adam and type(model.encoder.layers[0]).__name__ == "Dense"

@@ -85,6 +85,14 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
 
     Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits
     """
+    if threads > 1 and blas_threads not in ("auto", None):
+        raise ValueError(
+            f"enable(threads={threads}) gives every shard its share of the BLAS threads; "
+            f"blas_threads={blas_threads!r} applies to one thread only: leave it 'auto'"
+        )
+    # Built first, so that a bad blas_threads is refused before anything is changed.
+    trainer = model if threads > 1 or blas_threads is None else BlasThreads(
+        model, blas_threads, log=log)
     params = model.params
     if optimizer.params.keys() != params.keys() or any(
         optimizer.params[name] is not array for name, array in params.items()
@@ -111,14 +119,7 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
             optimizer._state_of(name)[slot][...] = value
 
     keep_freed_memory()
-    if threads > 1:
-        if blas_threads not in ("auto", None):
-            raise ValueError(
-                f"enable(threads={threads}) gives every shard its share of the BLAS threads; "
-                f"blas_threads={blas_threads!r} applies to one thread only: leave it 'auto'"
-            )
-        return DataParallel(model, threads)
-    return model if blas_threads is None else BlasThreads(model, blas_threads, log=log)
+    return DataParallel(model, threads) if threads > 1 else trainer
 
 
 def _place(layer: Dense) -> None:
