@@ -19,20 +19,32 @@ Where the files are looked for, first match wins (see :func:`find_mnist_dir`):
 1. the ``data_dir`` argument (when given, nothing else is searched),
 2. the directory in the environment variable ``NPNET_DATA``,
 3. ``data_mnist/`` beside the project (next to the repository), where the course hands it out,
-4. the user cache, ``$XDG_CACHE_HOME/npnet/mnist`` (default ``~/.cache/npnet/mnist``).
+4. the user cache, ``mnist/`` in npnet's cache folder: ``$NPNET_CACHE`` if set, else
+   ``$XDG_CACHE_HOME/npnet`` (default ``~/.cache/npnet``).
 
 In each, the files may lie flat or in torchvision's ``MNIST/raw/``, each as it is or ``.gz``.
 Missing files are downloaded into ``data_dir``, else ``$NPNET_DATA``, else the user cache.
-Every problem raises :class:`MNISTError`, naming the file, what is wrong and how to fix it.
+
+Loading verifies that the files are the originals, so that mixed-up files (train and test
+swapped, labels shuffled) cannot pass silently: the counts in each header (60,000 and
+10,000) before anything is decompressed, then the MD5 of each file's IDX content (the same
+whether the file is ``.gz`` or not). The checksum of a verified file is remembered in
+``mnist-checksums.json`` in npnet's cache folder, under its path, size, times and inode, so
+a later load hashes nothing until the file changes. ``load_mnist(..., verify=False)`` loads
+deliberately modified files. Every problem raises :class:`MNISTError`, naming the file, what
+is wrong and how to fix it.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextlib
+import errno
 import hashlib
 import http.client
+import json
 import math
 import os
+import stat
 import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
@@ -40,11 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
-from npnet.io import atomic_write
+from npnet.io import atomic_write, write_json
 
 __all__ = [
     "MNISTError", "MNISTNotFoundError", "MNISTDownloadError", "MNIST_FILES", "MNIST_MD5",
-    "MIRRORS", "read_idx", "find_mnist_dir", "load_mnist", "download_mnist",
+    "MNIST_IDX_MD5", "MNIST_COUNTS", "MIRRORS", "read_idx", "find_mnist_dir", "load_mnist",
+    "download_mnist",
 ]
 
 # The (images, labels) file of each split, without the ".gz" a file may carry.
@@ -61,6 +74,14 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# MD5 of the IDX content of the same files (decompressed): what loading verifies.
+MNIST_IDX_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MNIST_COUNTS = {"train": 60_000, "test": 10_000}  # images (and labels) in each split
 
 # Tried in order. The first is the copy torchvision uses: the original site often refuses.
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -69,6 +90,11 @@ MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.
 BESIDE_PROJECT_DIR = Path(__file__).resolve().parents[2] / "data_mnist"
 
 NDIM_OF_MAGIC = {2049: 1, 2051: 3}  # labels (N,), images (N, rows, cols)
+MAX_HEADER_BYTES = 16  # magic and 3 dimensions
+
+# Deflate expands data at most 1032-fold (zlib's documentation), so a gzip file of S bytes
+# holds at most 1032 S bytes: a header that promises more is refused before decompressing.
+MAX_DEFLATE_RATIO = 1032
 
 HOW_TO_POINT_AT_FILES = (
     "If you already have the files, point npnet at their folder: "
@@ -97,50 +123,132 @@ def _damaged(path: Path, problem: str) -> MNISTError:
     )
 
 
+def _not_original(path: Path, problem: str) -> MNISTError:
+    return MNISTError(
+        f"{path} is not the original MNIST file: {problem}. Put the original file in its "
+        "place (delete it and run load_mnist(download=True)), or, if you changed the data on "
+        "purpose, load it with verify=False (--no-verify in the experiment scripts)."
+    )
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is at ``path`` instead of a regular file ("missing", "a directory", ...), or None.
+
+    Raises :class:`MNISTError` if a folder on the way may not be looked into.
+    """
+    try:
+        mode = path.stat().st_mode  # follows links, as reading would
+    except PermissionError:
+        raise MNISTError(
+            f"cannot look into {path.parent}: permission denied. Allow it (chmod u+rx "
+            f"{path.parent}, and the same for each folder above it) or put the files elsewhere."
+        ) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops"
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"unreachable ({error.strerror})"
+        if path.is_symlink():
+            return f"a broken symbolic link (to {os.readlink(path)})"
+        return "missing"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket or device"
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file, gzip-compressed or not, into a read-only uint8 array.
 
     The shape is the header's: ``(N, rows, cols)`` for images, ``(N,)`` for labels. The array
     shares memory with the file's bytes; ``.copy()`` it to modify it. Raises
     :class:`MNISTNotFoundError` for a missing file and :class:`MNISTError` for a damaged one.
+    A gzip file is decompressed only up to the size its header promises.
     """
-    path = Path(path)
+    return _read_idx(Path(path))[0]
+
+
+def _read_idx(
+    path: Path, check_shape: Callable[[tuple[int, ...]], None] | None = None
+) -> tuple[np.ndarray, bytes]:
+    """:func:`read_idx`, and the file's IDX bytes (decompressed); ``check_shape(shape)`` sees
+    the header's shape before the data are decompressed, and raises to refuse it."""
+    what = _not_a_file(path)
+    if what == "missing":
+        raise MNISTNotFoundError(f"{path} does not exist. {HOW_TO_POINT_AT_FILES}")
+    if what is not None:  # a FIFO is never opened: reading it would wait for a writer
+        raise MNISTError(f"{path} is {what}, not a regular file. Put the MNIST file there.")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MNISTNotFoundError(f"{path} does not exist. {HOW_TO_POINT_AT_FILES}") from None
+        content = path.read_bytes()
+    except PermissionError as error:
+        raise MNISTError(f"cannot read {path}: {error}. Allow it: chmod u+r {path}") from None
     except OSError as error:
         raise MNISTError(f"cannot read {path}: {error}") from error
     # Compression is recognised by content, not by name: browsers sometimes unpack a .gz and
     # keep the name. An IDX file starts with two zero bytes, so it never looks like gzip.
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as error:  # cut short, not deflate, bad CRC
-            raise _damaged(path, f"the gzip stream cannot be decompressed ({error})") from None
-    magic = int.from_bytes(data[:4], "big")
-    if len(data) < 4 or magic not in NDIM_OF_MAGIC:
-        start = data[:4].hex(" ") or "nothing (the file is empty)"
+    gz = content[:2] == b"\x1f\x8b"
+    head = _gunzip(path, content, MAX_HEADER_BYTES) if gz else content[:MAX_HEADER_BYTES]
+    shape, header_bytes = _idx_header(path, head)
+    if check_shape is not None:
+        check_shape(shape)
+    expected = math.prod(shape)
+    says = f"the header says {' x '.join(map(str, shape))} = {expected} bytes of data"
+    if gz and header_bytes + expected > MAX_DEFLATE_RATIO * len(content):
+        raise _damaged(path, f"{says}, more than {len(content)} bytes of gzip can hold")
+    data = _gunzip(path, content, header_bytes + expected + 1) if gz else content
+    found = len(data) - header_bytes
+    if found < expected:
+        raise _damaged(path, f"{says} but the file holds {found} (truncated?)")
+    if found > expected:
+        raise _damaged(path, f"{says} but the file holds more (extra bytes at the end)")
+    return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape), data
+
+
+def _idx_header(path: Path, head: bytes) -> tuple[tuple[int, ...], int]:
+    """The shape an IDX header describes, and the header's length in bytes."""
+    magic = int.from_bytes(head[:4], "big")
+    if len(head) < 4 or magic not in NDIM_OF_MAGIC:
+        start = head[:4].hex(" ") or "nothing (the file is empty)"
         raise _damaged(
             path, f"it starts with {start}, not with the magic number 00 00 08 01 (2049, "
             "labels) or 00 00 08 03 (2051, images)"
         )
     header_bytes = 4 + 4 * NDIM_OF_MAGIC[magic]
-    if len(data) < header_bytes:
-        raise _damaged(path, f"the header needs {header_bytes} bytes but the file has {len(data)}")
-    shape = tuple(int.from_bytes(data[i : i + 4], "big") for i in range(4, header_bytes, 4))
-    expected, found = math.prod(shape), len(data) - header_bytes
-    if found != expected:
-        dims = " x ".join(map(str, shape))
-        cause = "truncated?" if found < expected else "extra bytes at the end"
-        problem = f"the header says {dims} = {expected} bytes of data but the file holds {found}"
-        raise _damaged(path, f"{problem} ({cause})")
-    return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape)
+    if len(head) < header_bytes:
+        raise _damaged(path, f"the header needs {header_bytes} bytes but the file has {len(head)}")
+    shape = tuple(int.from_bytes(head[i : i + 4], "big") for i in range(4, header_bytes, 4))
+    return shape, header_bytes
+
+
+def _gunzip(path: Path, content: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes (or all, if fewer) of what the gzip ``content`` expands to.
+
+    Stopping at ``limit`` keeps a small file that expands to gigabytes (a "gzip bomb") from
+    taking more memory than its header promises.
+    """
+    parts, size = [], 0
+    while content and size < limit:  # a gzip file may hold several members, one after another
+        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+        try:
+            parts.append(member.decompress(content, limit - size))
+        except zlib.error as error:  # not deflate, bad CRC, garbage after the last member
+            raise _damaged(path, f"the gzip stream cannot be decompressed ({error})") from None
+        size += len(parts[-1])
+        if not member.eof and size < limit:
+            raise _damaged(path, "the gzip stream ends before its end marker (cut short?)")
+        content = member.unused_data
+    return b"".join(parts)
+
+
+def _npnet_cache_dir() -> Path:
+    if os.environ.get("NPNET_CACHE"):
+        return Path(os.environ["NPNET_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "npnet"
 
 
 def _user_cache_dir() -> Path:
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "npnet" / "mnist"
+    return _npnet_cache_dir() / "mnist"
 
 
 def _download_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -153,13 +261,22 @@ def _download_dir(data_dir: str | os.PathLike | None) -> Path:
 def _file_in(directory: Path, stem: str) -> Path | None:
     """``stem`` or ``stem.gz`` in ``directory``; the uncompressed one is faster to read."""
     for path in (directory / stem, directory / f"{stem}.gz"):
-        if path.is_file():
+        if _not_a_file(path) is None:
             return path
     return None
 
 
 def _missing(directory: Path) -> list[str]:
-    return [stem for stem in FILE_STEMS if _file_in(directory, stem) is None]
+    """The files ``directory`` lacks, each with what is there instead, if anything."""
+    lacking = []
+    for stem in FILE_STEMS:
+        candidates = (directory / stem, directory / f"{stem}.gz")
+        found = {path.name: _not_a_file(path) for path in candidates}
+        if None in found.values():
+            continue
+        odd = [f"{name} is {what}" for name, what in found.items() if what != "missing"]
+        lacking.append(f"{stem} ({'; '.join(odd)}, not a regular file)" if odd else stem)
+    return lacking
 
 
 def find_mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -206,6 +323,7 @@ def load_mnist(
     data_dir: str | os.PathLike | None = None,
     flatten: bool = True,
     download: bool = True,
+    verify: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load one MNIST split as float32 images in [0, 1] and int64 labels.
 
@@ -220,6 +338,10 @@ def load_mnist(
     download : bool
         If the files are nowhere, download them (into ``data_dir`` if given, else into
         ``$NPNET_DATA`` if set, else into the user cache).
+    verify : bool
+        Check that the files are the original ones (the 60,000 or 10,000 count in the
+        header, then the MD5 of the content, remembered per file; see the module docstring).
+        False loads deliberately modified files: any count of 28 x 28 images but zero.
 
     Returns
     -------
@@ -229,7 +351,8 @@ def load_mnist(
         Digits 0..9.
 
     Raises :class:`MNISTNotFoundError` if the files are nowhere and were not downloaded, and
-    :class:`MNISTError` if a file is damaged or the images and labels do not match.
+    :class:`MNISTError` if a file is damaged, is not the original (with ``verify``) or the
+    images and labels do not match.
     """
     if split not in MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -244,22 +367,17 @@ def load_mnist(
             message = f"{not_found}\nDownloading them into {_download_dir(data_dir)} failed:"
             raise MNISTNotFoundError(f"{message}\n  {failure}") from failure
 
-    image_path, label_path = (_file_in(directory, stem) for stem in MNIST_FILES[split])
-    images, labels = read_idx(image_path), read_idx(label_path)
-    if images.ndim != 3:
-        raise _damaged(image_path, "expected an image file (magic 2051), got labels")
-    if labels.ndim != 1:
-        raise _damaged(label_path, "expected a label file (magic 2049), got images")
-    if images.shape[1:] != (28, 28):
-        rows, cols = images.shape[1:]
-        raise _damaged(image_path, f"images are {rows} x {cols} pixels, MNIST's are 28 x 28")
+    image_stem, label_stem = MNIST_FILES[split]
+    image_path, label_path = _file_in(directory, image_stem), _file_in(directory, label_stem)
+    images = _read_mnist_file(image_path, image_stem, split, verify)
+    labels = _read_mnist_file(label_path, label_stem, split, verify)
     if len(images) != len(labels):
         raise MNISTError(
             f"{image_path} holds {len(images)} images but {label_path} holds {len(labels)} "
             "labels; the two files must come from the same split. Replace the wrong one "
             "(or delete both and run load_mnist(download=True))."
         )
-    if len(labels) and labels.max() > 9:
+    if labels.max() > 9:
         raise _damaged(label_path, f"label {labels.max()} found, MNIST labels are digits 0..9")
 
     images = images.astype(np.float32)  # uint8 straight to float32: no float64 copy
@@ -267,6 +385,87 @@ def load_mnist(
     if flatten:
         images = images.reshape(len(images), -1)
     return images, labels.astype(np.int64)
+
+
+def _read_mnist_file(path: Path, stem: str, split: str, verify: bool) -> np.ndarray:
+    """One of the four files, its header checked before its data are decompressed; with
+    ``verify``, its count and checksum must be the original's."""
+    kind = "images" if stem == MNIST_FILES[split][0] else "labels"
+    stamp = _file_stamp(path)  # before reading: a change while reading only misses the cache
+    array, idx_bytes = _read_idx(
+        path, lambda shape: _check_mnist_shape(path, shape, kind, split, verify)
+    )
+    if verify:
+        md5 = _cached_md5(path, stamp, idx_bytes)
+        if md5 != MNIST_IDX_MD5[stem]:
+            raise _not_original(
+                path, f"its content has MD5 {md5}, the original's is {MNIST_IDX_MD5[stem]} "
+                "(edited, shuffled, or from another data set?)"
+            )
+    return array
+
+
+def _check_mnist_shape(
+    path: Path, shape: tuple[int, ...], kind: str, split: str, verify: bool
+) -> None:
+    """Refuse a header that cannot be the ``kind`` ("images" or "labels") of ``split``."""
+    if kind == "images" and len(shape) != 3:
+        raise _damaged(path, "expected an image file (magic 2051), got labels")
+    if kind == "labels" and len(shape) != 1:
+        raise _damaged(path, "expected a label file (magic 2049), got images")
+    if kind == "images" and shape[1:] != (28, 28):
+        raise _damaged(path, f"images are {shape[1]} x {shape[2]} pixels, MNIST's are 28 x 28")
+    count, original = shape[0], MNIST_COUNTS[split]
+    if verify and count != original:
+        problem = f"it holds {count} {kind}, MNIST's {split} split has {original}"
+        if count in MNIST_COUNTS.values():
+            problem += " (are the training and test files swapped?)"
+        raise _not_original(path, problem)
+    if count == 0:
+        raise MNISTError(
+            f"{path} holds no {kind}: a split needs at least one image to train or evaluate "
+            "on. Replace it with a file that holds some."
+        )
+
+
+def _checksum_cache() -> Path:
+    return _npnet_cache_dir() / "mnist-checksums.json"
+
+
+def _file_stamp(path: Path) -> list[int] | None:
+    """What changes whenever the file does, even when it is rewritten with its old mtime or
+    another file is renamed over it (the change time and inode change then); None if the
+    file cannot be looked at (reading it then says why)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+
+
+def _cached_md5(path: Path, stamp: list[int] | None, idx_bytes: bytes) -> str:
+    """MD5 of ``idx_bytes``, the content of ``path``, remembered in the checksum cache.
+
+    The cache maps a file's absolute path to its stamp and MD5; an entry whose stamp is not
+    the file's is stale. The cache only saves time: one that cannot be read is ignored, one
+    that cannot be written (a read-only folder) is not written.
+    """
+    key = str(path.absolute())
+    try:
+        cache = json.loads(_checksum_cache().read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # none yet, unreadable, or damaged
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    entry = cache.get(key)
+    if stamp and isinstance(entry, dict) and entry.get("stamp") == stamp and "md5" in entry:
+        return str(entry["md5"])
+    md5 = hashlib.md5(idx_bytes).hexdigest()
+    if stamp:
+        cache[key] = {"stamp": stamp, "md5": md5}
+        with contextlib.suppress(OSError):
+            write_json(_checksum_cache(), cache)
+    return md5
 
 
 def _fetch(url: str, target: Path, md5: str, opener: Callable, progress: bool) -> None:

@@ -9,9 +9,12 @@ import hashlib
 import http.client
 import http.server
 import io
+import json
 import os
+import re
 import threading
-from functools import partial
+import tracemalloc
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -84,14 +87,45 @@ def write_fake_mnist(directory, n_train=6, n_test=4, gz=True, seed=0):
     return contents
 
 
+def pretend_originals(monkeypatch, contents):
+    """Make npnet take the arrays of ``contents`` (by stem) for the original MNIST files:
+    their checksums and counts replace the real ones, so verification runs on tiny files."""
+    checksums = {
+        stem: hashlib.md5(idx_bytes(array, gz=False)).hexdigest()
+        for stem, array in contents.items()
+    }
+    monkeypatch.setattr(data, "MNIST_IDX_MD5", checksums)
+    counts = {split: len(contents[stems[0]]) for split, stems in MNIST_FILES.items()}
+    monkeypatch.setattr(data, "MNIST_COUNTS", counts)
+
+
+@pytest.fixture(autouse=True)
+def private_npnet_cache(tmp_path, monkeypatch):
+    """Each test gets its own npnet cache (NPNET_CACHE): the machine's is never read or written."""
+    monkeypatch.setenv("NPNET_CACHE", str(tmp_path / "npnet-cache"))
+    return tmp_path / "npnet-cache"
+
+
+@pytest.fixture
+def fake_originals(tmp_path, monkeypatch):
+    """A folder with tiny fake MNIST files (6 training, 4 test images) that npnet takes for
+    the originals (see pretend_originals); returns (folder, contents by stem)."""
+    folder = tmp_path / "mnist"
+    contents = write_fake_mnist(folder, n_train=6, n_test=4)
+    pretend_originals(monkeypatch, contents)
+    return folder, contents
+
+
 @pytest.fixture
 def no_mnist_anywhere(tmp_path, monkeypatch):
     """An environment where no MNIST can be found: empty home, empty cache, no NPNET_DATA,
-    and data_mnist/ beside the project moved to tmp_path/data_mnist (which does not exist).
+    no NPNET_CACHE, and data_mnist/ beside the project moved to tmp_path/data_mnist (which
+    does not exist).
 
     Returns the user cache directory npnet will use (it does not exist yet).
     """
     monkeypatch.delenv("NPNET_DATA", raising=False)
+    monkeypatch.delenv("NPNET_CACHE", raising=False)
     monkeypatch.setattr(data, "BESIDE_PROJECT_DIR", tmp_path / "data_mnist")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
@@ -107,8 +141,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def mirror(tmp_path, monkeypatch):
     """A local HTTP server on 127.0.0.1 serving fake gzip MNIST files.
 
-    Sets ``npnet.data.MNIST_MD5`` to the MD5 table of the served .gz files and yields
-    (base_url, contents): the mirror's URL ending in "/" and the arrays served, by stem.
+    Sets ``npnet.data.MNIST_MD5`` to the MD5 table of the served .gz files, makes npnet take
+    them for the originals (pretend_originals) and yields (base_url, contents): the mirror's
+    URL ending in "/" and the arrays served, by stem.
     """
     served = tmp_path / "served"
     contents = write_fake_mnist(served, gz=True, seed=1)
@@ -117,6 +152,7 @@ def mirror(tmp_path, monkeypatch):
         for stem in FILE_STEMS
     }
     monkeypatch.setattr(data, "MNIST_MD5", checksums)
+    pretend_originals(monkeypatch, contents)
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), partial(QuietHandler, directory=str(served))
     )
@@ -152,6 +188,17 @@ def test_compression_is_recognised_by_content_not_name(tmp_path):
     (tmp_path / "looks-gzip.gz").write_bytes(idx_bytes(labels, gz=False))  # raw, named .gz
     np.testing.assert_array_equal(read_idx(tmp_path / "really-gzip"), labels)
     np.testing.assert_array_equal(read_idx(tmp_path / "looks-gzip.gz"), labels)
+
+
+@reuses_tmp_path
+@given(array=idx_arrays(), cut=st.floats(0, 1))
+def test_a_gzip_file_of_several_members_reads_whole(tmp_path, array, cut):
+    """gzip allows members one after another (``cat a.gz b.gz``): they read as one stream."""
+    raw = idx_bytes(array, gz=False)
+    at = int(cut * len(raw))
+    path = tmp_path / "members.gz"
+    path.write_bytes(gzip.compress(raw[:at]) + gzip.compress(raw[at:]))
+    np.testing.assert_array_equal(read_idx(path), array)
 
 
 @fails_fast
@@ -236,26 +283,75 @@ def test_garbage_gives_an_array_or_mnist_error_nothing_else(tmp_path, content):
     damaged_stem=st.sampled_from(FILE_STEMS),
     content=st.one_of(garbage_files, st.builds(bytes, st.just(b""))),
     split=st.sampled_from(["train", "test"]),
+    verify=st.booleans(),
 )
 def test_load_mnist_with_a_damaged_file_raises_only_mnist_error(
-    tmp_path, damaged_stem, content, split
+    tmp_path, monkeypatch, damaged_stem, content, split, verify
 ):
     folder = tmp_path / "mnist"
-    if not folder.exists():  # written once: the examples damage and restore one file each
-        write_fake_mnist(folder, gz=True)
-    damaged = folder / (damaged_stem + ".gz")
-    intact = damaged.read_bytes()
-    damaged.write_bytes(content)
+    pretend_originals(monkeypatch, write_fake_mnist(folder, gz=True))  # intact, then damaged
+    (folder / (damaged_stem + ".gz")).write_bytes(content)
     try:
-        images, labels = load_mnist(split, data_dir=folder, download=False)
+        images, labels = load_mnist(split, data_dir=folder, download=False, verify=verify)
     except MNISTError:
         return
-    finally:
-        damaged.write_bytes(intact)
     # Garbage that happens to form a valid file (or damage to the other split's files)
     # must still give consistent arrays.
     assert images.shape[1:] == (784,) and len(images) == len(labels)
     assert labels.min() >= 0 and labels.max() <= 9
+
+
+# A gzip bomb: a small .gz file that expands far beyond what its IDX header promises.
+BOMB_ZERO_MEMBERS = 20  # gzip members of 10 MiB of zeros each: 200 MiB from ~200 kB
+
+
+@cache
+def gzip_bomb(shape):
+    """A gzip file whose IDX header says ``shape`` but whose stream expands to 200 MiB more."""
+    header = bytes([0, 0, 0x08, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+    zeros = gzip.compress(bytes(10 << 20), compresslevel=9)
+    return gzip.compress(header) + zeros * BOMB_ZERO_MEMBERS
+
+
+def peak_memory_of(call):
+    """The peak of memory Python allocated while ``call()`` ran, in bytes."""
+    tracemalloc.start()
+    try:
+        call()
+    except MNISTError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize(
+    "shape, budget",
+    [((4, 28, 28), 10e6), ((2**32 - 1, 28, 28), 10e6), ((60_000, 28, 28), 2.5 * 47.04e6)],
+    ids=["small", "huge", "mnist"],
+)
+def test_gzip_bomb_is_refused_without_growing_memory(tmp_path, shape, budget):
+    """The header is read first: a size no gzip file of this length can hold is refused at
+    once, and a plausible one bounds decompression (one byte more shows the excess). The
+    budget: the file, and twice what the header promises (zlib joins its output blocks)."""
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip_bomb(shape))
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(MNISTError, match="header says"):
+        read_idx(bomb)
+    assert peak_memory_of(lambda: read_idx(bomb)) < budget  # 420 MB before the fix
+
+
+def test_gzip_bomb_in_the_data_folder_is_refused_by_load_mnist(fake_originals):
+    folder, _ = fake_originals
+    bomb = folder / "t10k-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip_bomb((4, 28, 28)))
+    for verify in (True, False):
+        with pytest.raises(MNISTError, match=f"{bomb}.*header says .* holds more"):
+            load_mnist("test", data_dir=folder, download=False, verify=verify)
+    load = partial(load_mnist, "test", data_dir=folder, download=False)
+    assert peak_memory_of(load) < 10_000_000
 
 
 def test_missing_file_is_mnist_not_found_error(tmp_path):
@@ -272,7 +368,7 @@ def test_missing_file_is_mnist_not_found_error(tmp_path):
 @pytest.mark.parametrize("gz", [True, False])
 def test_load_mnist_scales_to_float32_unit_range(tmp_path, gz):
     contents = write_fake_mnist(tmp_path, n_train=5, n_test=3, gz=gz)
-    images, labels = load_mnist("train", data_dir=tmp_path, download=False)
+    images, labels = load_mnist("train", data_dir=tmp_path, download=False, verify=False)
     assert images.shape == (5, 784) and images.dtype == np.float32
     assert labels.shape == (5,) and labels.dtype == np.int64
     np.testing.assert_array_equal(
@@ -280,7 +376,7 @@ def test_load_mnist_scales_to_float32_unit_range(tmp_path, gz):
     )
     np.testing.assert_array_equal(labels, contents["train-labels-idx1-ubyte"])
 
-    grids, _ = load_mnist("test", data_dir=tmp_path, flatten=False, download=False)
+    grids, _ = load_mnist("test", data_dir=tmp_path, flatten=False, download=False, verify=False)
     assert grids.shape == (3, 28, 28) and grids.dtype == np.float32
     assert grids.min() >= 0.0 and grids.max() <= 1.0
 
@@ -295,28 +391,146 @@ def test_image_and_label_count_mismatch_raises(tmp_path):
     write_fake_mnist(tmp_path, n_train=6)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8))
     with pytest.raises(MNISTError, match="6 images but .* 7 labels"):
-        load_mnist("train", data_dir=tmp_path, download=False)
+        load_mnist("train", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_swapped_image_and_label_files_raise(tmp_path):
     contents = write_fake_mnist(tmp_path)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", contents["t10k-labels-idx1-ubyte"])
     with pytest.raises(MNISTError, match="expected an image file"):
-        load_mnist("test", data_dir=tmp_path, download=False)
+        load_mnist("test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_images_that_are_not_28_by_28_raise(tmp_path):
     write_fake_mnist(tmp_path, n_test=4)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 14, 14), dtype=np.uint8))
     with pytest.raises(MNISTError, match="14 x 14"):
-        load_mnist("test", data_dir=tmp_path, download=False)
+        load_mnist("test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_labels_outside_0_to_9_raise(tmp_path):
     write_fake_mnist(tmp_path, n_test=4)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 10, 3], dtype=np.uint8))
     with pytest.raises(MNISTError, match="label 10"):
+        load_mnist("test", data_dir=tmp_path, download=False, verify=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Verifying the four files: counts and checksums of the originals, cached per file
+# ---------------------------------------------------------------------------------------
+
+
+def test_files_taken_for_the_originals_load_verified(fake_originals, private_npnet_cache):
+    folder, contents = fake_originals
+    images, labels = load_mnist("train", data_dir=folder, download=False)
+    assert images.shape == (6, 784)
+    np.testing.assert_array_equal(labels, contents["train-labels-idx1-ubyte"])
+    assert (private_npnet_cache / "mnist-checksums.json").is_file()
+
+
+def test_train_and_test_swapped_is_refused(fake_originals):
+    folder, _ = fake_originals
+    for stem in FILE_STEMS:  # train-* <-> t10k-*
+        (folder / f"{stem}.gz").rename(folder / f"{stem}.gz.old")
+    for train_stem, test_stem in zip(MNIST_FILES["train"], MNIST_FILES["test"], strict=True):
+        (folder / f"{train_stem}.gz.old").rename(folder / f"{test_stem}.gz")
+        (folder / f"{test_stem}.gz.old").rename(folder / f"{train_stem}.gz")
+    with pytest.raises(MNISTError) as caught:
+        load_mnist("train", data_dir=folder, download=False)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / 'train-images-idx3-ubyte.gz'} is not the original")
+    assert "holds 4 images, MNIST's train split has 6" in message
+    assert "training and test files swapped?" in message
+    assert "verify=False" in message and "download=True" in message
+    images, _ = load_mnist("train", data_dir=folder, download=False, verify=False)
+    assert len(images) == 4  # deliberately modified data still loads when asked
+
+
+@pytest.mark.parametrize("stem", FILE_STEMS)
+def test_changed_content_of_the_right_size_is_refused(fake_originals, stem):
+    """Shuffled labels, edited pixels: the counts are right, the checksum is not."""
+    folder, contents = fake_originals
+    changed = contents[stem].copy()
+    changed.flat[0] ^= 1
+    write_idx(folder / f"{stem}.gz", changed)
+    split = "train" if stem.startswith("train") else "test"
+    with pytest.raises(MNISTError) as caught:
+        load_mnist(split, data_dir=folder, download=False)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / stem}.gz is not the original MNIST file")
+    assert f"the original's is {data.MNIST_IDX_MD5[stem]}" in message and "verify=False" in message
+    load_mnist(split, data_dir=folder, download=False, verify=False)
+
+
+def test_the_checksum_of_an_uncompressed_file_is_that_of_its_content(fake_originals):
+    folder, contents = fake_originals
+    for stem in MNIST_FILES["test"]:
+        (folder / f"{stem}.gz").unlink()
+        write_idx(folder / stem, contents[stem])  # as torchvision leaves them: unpacked
+    _, labels = load_mnist("test", data_dir=folder, download=False)
+    np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
+
+
+def test_a_verified_file_is_not_hashed_again_until_it_changes(fake_originals, monkeypatch):
+    folder, contents = fake_originals
+    load_mnist("test", data_dir=folder, download=False)
+
+    def no_hashing(*args):
+        raise AssertionError("hashed a file whose checksum is cached")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(data.hashlib, "md5", no_hashing)
+        load_mnist("test", data_dir=folder, download=False)
+
+    # Rewritten in place with the same size, even with its old modification time put back:
+    # the change is still seen.
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    before = labels.stat()
+    write_idx(labels, contents["t10k-labels-idx1-ubyte"][::-1].copy())
+    os.utime(labels, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert labels.stat().st_size == before.st_size
+    with pytest.raises(MNISTError, match="t10k-labels-idx1-ubyte.gz is not the original"):
+        load_mnist("test", data_dir=folder, download=False)
+
+
+@pytest.mark.parametrize("cache_trouble", ["unwritable", "damaged", "wrong shape"])
+def test_a_cache_that_cannot_be_used_never_fails_a_load(
+    fake_originals, private_npnet_cache, cache_trouble
+):
+    folder, _ = fake_originals
+    cache_file = private_npnet_cache / "mnist-checksums.json"
+    if cache_trouble == "unwritable":  # a file where the cache folder should be
+        private_npnet_cache.parent.mkdir(parents=True, exist_ok=True)
+        private_npnet_cache.write_text("not a folder")
+    else:
+        private_npnet_cache.mkdir(parents=True)
+        cache_file.write_text('{"cut short' if cache_trouble == "damaged" else '[1, {"a": 2}]')
+    for _ in range(2):
+        images, _ = load_mnist("test", data_dir=folder, download=False)
+        assert images.shape == (4, 784)
+
+
+def test_npnet_cache_holds_the_downloaded_files_too(tmp_path, no_mnist_anywhere, monkeypatch):
+    monkeypatch.setenv("NPNET_CACHE", str(tmp_path / "elsewhere"))
+    write_fake_mnist(tmp_path / "elsewhere" / "mnist")
+    assert find_mnist_dir() == tmp_path / "elsewhere" / "mnist"
+
+
+@pytest.mark.parametrize("n_test", [5, 1])
+def test_valid_files_of_another_size_load_only_without_verify(tmp_path, n_test):
+    write_fake_mnist(tmp_path, n_test=n_test)
+    with pytest.raises(MNISTError, match=f"holds {n_test} images, MNIST's test split has 10000"):
         load_mnist("test", data_dir=tmp_path, download=False)
+    images, labels = load_mnist("test", data_dir=tmp_path, download=False, verify=False)
+    assert images.shape == (n_test, 784) and labels.shape == (n_test,)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_split_is_an_error_even_without_verify(tmp_path, split):
+    write_fake_mnist(tmp_path, **{f"n_{split}": 0})
+    image_file = tmp_path / f"{MNIST_FILES[split][0]}.gz"
+    with pytest.raises(MNISTError, match=f"{image_file} holds no images"):
+        load_mnist(split, data_dir=tmp_path, download=False, verify=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,7 +575,7 @@ def test_explicit_dir_without_files_is_an_error_even_if_env_has_them(
 def test_torchvision_layout_is_found(tmp_path, no_mnist_anywhere, gz):
     contents = write_fake_mnist(tmp_path / "root" / "MNIST" / "raw", gz=gz)
     assert find_mnist_dir(tmp_path / "root") == tmp_path / "root" / "MNIST" / "raw"
-    _, labels = load_mnist("test", data_dir=tmp_path / "root", download=False)
+    _, labels = load_mnist("test", data_dir=tmp_path / "root", download=False, verify=False)
     np.testing.assert_array_equal(labels, contents["t10k-labels-idx1-ubyte"])
 
 
@@ -405,6 +619,79 @@ def test_not_found_message_lists_files_dirs_and_how_to_fix(
     for hint in ("data_dir=", "--data-dir", "NPNET_DATA="):
         assert hint in message
     assert message.splitlines()[-1].startswith("If you already have the files")
+
+
+# ---------------------------------------------------------------------------------------
+# Something other than a file, and folders that cannot be read
+# ---------------------------------------------------------------------------------------
+
+
+def make_odd_thing(path, kind):
+    """Put a ``kind`` of non-file at ``path``; return the words npnet should use for it."""
+    if kind == "directory":
+        path.mkdir()
+        return "is a directory"
+    if kind == "loop":
+        path.symlink_to(path.name)  # a link to itself
+        return "is a symbolic link that loops"
+    if kind == "broken link":
+        path.symlink_to("nowhere")
+        return "is a broken symbolic link (to nowhere)"
+    os.mkfifo(path)
+    return "is a FIFO (named pipe)"
+
+
+@pytest.mark.parametrize("kind", ["directory", "loop", "broken link", "fifo"])
+def test_something_other_than_a_file_is_named_not_called_missing(tmp_path, kind):
+    write_fake_mnist(tmp_path, gz=True)
+    odd = tmp_path / "train-images-idx3-ubyte.gz"
+    odd.unlink()
+    words = make_odd_thing(odd, kind)
+    with pytest.raises(MNISTNotFoundError) as caught:
+        find_mnist_dir(tmp_path)
+    assert f"missing train-images-idx3-ubyte (train-images-idx3-ubyte.gz {words}" in str(
+        caught.value
+    )
+    # read_idx says the same, and opens no FIFO (that would wait for a writer forever).
+    with pytest.raises(MNISTError, match=re.escape(f"{odd} {words}, not a regular file")):
+        read_idx(odd)
+
+
+def permissions_are_enforced(folder):
+    """False where the user (root, for one) reads a folder whose permissions forbid it."""
+    try:
+        os.listdir(folder)
+    except PermissionError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("closed", ["data folder", "the folder above"])
+def test_a_folder_without_permission_is_a_clear_error(tmp_path, closed):
+    folder = tmp_path / "above" / "mnist"
+    write_fake_mnist(folder)
+    locked = folder if closed == "data folder" else folder.parent
+    locked.chmod(0)
+    try:
+        if not permissions_are_enforced(locked):
+            pytest.skip("permissions are not enforced for this user (root?)")
+        with pytest.raises(MNISTError, match=f"permission denied.*chmod u\\+rx {locked}"):
+            load_mnist("test", data_dir=folder, download=False, verify=False)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_file_without_permission_is_a_clear_error(tmp_path):
+    write_fake_mnist(tmp_path)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels.chmod(0)
+    try:
+        if os.access(labels, os.R_OK):
+            pytest.skip("permissions are not enforced for this user (root?)")
+        with pytest.raises(MNISTError, match=f"cannot read {labels}.*chmod u\\+r"):
+            load_mnist("test", data_dir=tmp_path, download=False, verify=False)
+    finally:
+        labels.chmod(0o644)
 
 
 # ---------------------------------------------------------------------------------------
@@ -522,3 +809,41 @@ def test_real_mnist(split, n, digit_counts):
     assert labels.shape == (n,) and labels.dtype == np.int64
     assert images.min() == 0.0 and images.max() == 1.0
     assert np.bincount(labels, minlength=10).tolist() == digit_counts
+
+
+def real_mnist_folder():
+    folder = os.environ.get("NPNET_DATA")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("set NPNET_DATA to a folder with the four MNIST files to check the real data")
+    return find_mnist_dir(folder)
+
+
+@pytest.mark.slow
+def test_real_mnist_files_mixed_up_are_refused(tmp_path):
+    real = real_mnist_folder()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for train_stem, test_stem in zip(MNIST_FILES["train"], MNIST_FILES["test"], strict=True):
+        (mixed / f"{train_stem}.gz").symlink_to(data._file_in(real, test_stem))  # test as train
+        (mixed / f"{test_stem}.gz").symlink_to(data._file_in(real, test_stem))
+    with pytest.raises(MNISTError, match="holds 10000 images, MNIST's train split has 60000"):
+        load_mnist("train", data_dir=mixed, download=False)
+
+    (mixed / "t10k-labels-idx1-ubyte.gz").unlink()
+    labels = read_idx(data._file_in(real, "t10k-labels-idx1-ubyte"))
+    shuffled = np.random.default_rng(0).permutation(labels)
+    write_idx(mixed / "t10k-labels-idx1-ubyte", shuffled)
+    with pytest.raises(MNISTError, match="t10k-labels-idx1-ubyte is not the original"):
+        load_mnist("test", data_dir=mixed, download=False)
+
+
+@pytest.mark.slow
+def test_real_mnist_checksums_are_cached(monkeypatch, private_npnet_cache):
+    real = real_mnist_folder()
+    load_mnist("test", data_dir=real, download=False)
+    cached = json.loads((private_npnet_cache / "mnist-checksums.json").read_text())
+    assert sorted(v["md5"] for v in cached.values()) == sorted(
+        data.MNIST_IDX_MD5[stem] for stem in MNIST_FILES["test"]
+    )
+    monkeypatch.setattr(data.hashlib, "md5", None)  # hashing again would fail
+    load_mnist("test", data_dir=real, download=False)
