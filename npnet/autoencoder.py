@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .layers import Sequential, mlp
+from .layers import Sequential, layer_width, layer_widths, mlp
 from .losses import mse_loss, squared_error_per_image
 
 __all__ = ["CORRUPTIONS", "corrupt", "in_batches", "EncoderDecoder", "DenoisingAutoencoder"]
@@ -109,11 +109,32 @@ class EncoderDecoder:
     Their parameters and gradients, merged under the layers' own names (``"encoder.0.W"``,
     ``"decoder.2.b"``, ...), are what optimizers, checkpoints and parameter files use.
 
-    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays
+    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays,
+    tests/test_autoencoder.py::test_dae_refuses_what_is_not_pixels_in_0_1,
+    tests/test_vae.py::test_vae_refuses_what_is_not_pixels_in_0_1
     """
 
     encoder: Sequential
     decoder: Sequential
+
+    def _check_pixels(self, x: np.ndarray, method: str) -> np.ndarray:
+        """x as an array, if it holds floating-point pixels in [0, 1], as
+        npnet.data.load_mnist gives them; a clear error otherwise. 0-255 pixels would train
+        a DAE without a word, to a squared error 65,025 times too large."""
+        x = np.asarray(x)
+        where = f"{type(self).__name__}.{method}"
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(
+                f"{where} needs floating-point pixels in [0, 1], got an array of {x.dtype}; "
+                "convert 0-255 integer pixels with x / 255 (npnet.data.load_mnist does)"
+            )
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(
+                f"{where}: pixels must be in [0, 1], got values from {low} to {high}; scale "
+                "0-255 pixels by 1/255 (npnet.data.load_mnist does)"
+            )
+        return x
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -148,7 +169,8 @@ class DenoisingAutoencoder(EncoderDecoder):
         All parameters, under ``"encoder.<i>.<W|b>"`` and ``"decoder.<i>.<W|b>"``.
 
     Tested by: tests/test_autoencoder.py::test_dae_loss_gradients,
-    tests/test_train.py::test_loss_goes_down_and_history_has_every_epoch
+    tests/test_train.py::test_loss_goes_down_and_history_has_every_epoch,
+    tests/test_autoencoder.py::test_dae_widths_must_be_integers
     """
 
     def __init__(
@@ -163,7 +185,11 @@ class DenoisingAutoencoder(EncoderDecoder):
         dtype=np.float32,
     ):
         rng = np.random.default_rng(rng)
-        widths = [int(input_dim), *map(int, hidden), int(code)]
+        widths = [
+            layer_width(input_dim, "input_dim"),
+            *layer_widths(hidden, "hidden"),
+            layer_width(code, "code"),
+        ]
         self.encoder = mlp(widths, activation, None, rng=rng, dtype=dtype, name="encoder")
         self.decoder = mlp(
             widths[::-1], activation, "sigmoid", rng=rng, dtype=dtype, name="decoder"
@@ -189,6 +215,7 @@ class DenoisingAutoencoder(EncoderDecoder):
 
         Returns ``{"loss": L}`` with L the squared error per image on the corrupted batch.
         """
+        x = self._check_pixels(x, "train_step")
         reconstruction = self.forward(self.corrupt(x, rng))
         loss, dreconstruction = mse_loss(reconstruction, x)
         self.backward(dreconstruction)
@@ -196,16 +223,16 @@ class DenoisingAutoencoder(EncoderDecoder):
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """dec(enc(x)) for a whole dataset (N, D), in batches (no caches are kept)."""
-        return in_batches(self.forward, np.asarray(x, dtype=self.dtype), batch_size)
+        return in_batches(self.forward, np.asarray(x), batch_size)  # the layers cast x
 
     def encode(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """Codes enc(x), (N, D) -> (N, code)."""
-        return in_batches(self.encoder.forward, np.asarray(x, dtype=self.dtype), batch_size)
+        return in_batches(self.encoder.forward, np.asarray(x), batch_size)
 
     def evaluate(self, x: np.ndarray, rng: np.random.Generator | int | None = 0) -> dict:
         """Squared error per image on a dataset: ``loss`` (corrupted input, seeded noise, the
         training objective) and ``mse_clean`` (clean input)."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(self._check_pixels(x, "evaluate"), dtype=self.dtype)
         noisy = self.corrupt(x, rng)
         return {
             "loss": squared_error_per_image(x, self.reconstruct(noisy)),

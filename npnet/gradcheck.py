@@ -76,6 +76,16 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(1e-8, float(np.max(np.abs(a) + np.abs(b)))))
 
 
+def _check_every_array_has_a_gradient(arrays: Mapping, analytic: Mapping) -> None:
+    missing = [name for name in arrays if name not in analytic]
+    if missing:
+        raise KeyError(
+            f"loss_and_grads() returned no gradient for {', '.join(map(repr, missing))}; "
+            f"it returned gradients for {sorted(analytic)}, and must return one for each "
+            f"array checked ({sorted(arrays)})"
+        )
+
+
 def check_gradients(
     loss_and_grads: Callable[[], tuple[float, Mapping[str, np.ndarray]]],
     arrays: Mapping[str, np.ndarray],
@@ -97,9 +107,11 @@ def check_gradients(
     dict[str, float]
         ``{name: relative_error}`` for every name in ``arrays``.
 
-    Tested by: tests/test_layers.py::test_gradient_check_catches_a_wrong_backward
+    Tested by: tests/test_layers.py::test_gradient_check_catches_a_wrong_backward,
+    tests/test_gradcheck.py::test_check_gradients_names_a_missing_gradient
     """
     _, analytic = loss_and_grads()
+    _check_every_array_has_a_gradient(arrays, analytic)
     analytic = {name: np.array(analytic[name], dtype=np.float64) for name in arrays}
     errors = {}
     for name, array in arrays.items():

@@ -17,6 +17,7 @@ respect to the layer's output.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -31,7 +32,50 @@ __all__ = [
     "Sequential",
     "ACTIVATIONS",
     "mlp",
+    "layer_width",
+    "layer_widths",
 ]
+
+
+def layer_width(value, what: str = "width") -> int:
+    """``value`` as the width of a layer, an integer >= 1 (Python's or NumPy's), or a clear
+    error. ``int()`` would make 2.7 a 2, "3" a 3 and True a 1, without a word.
+
+    Tested by: tests/test_layers.py::test_widths_are_integers_of_at_least_one
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{what} must be an integer >= 1 (a number of units), got {value!r} of type "
+            f"{type(value).__name__}"
+        )
+    if value < 1:
+        raise ValueError(f"{what} must be an integer >= 1 (a number of units), got {value}")
+    return int(value)
+
+
+def layer_widths(values, what: str = "widths") -> list[int]:
+    """A sequence of layer widths, each checked by :func:`layer_width`. A string is refused:
+    ``mlp("784")`` would read it as the widths 7, 8 and 4.
+
+    Tested by: tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string
+    """
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{what} must be a sequence of integer widths, such as (512, 128), got {values!r}"
+        )
+    return [layer_width(value, f"{what}[{i}]") for i, value in enumerate(values)]
+
+
+def _floating_dtype(dtype) -> np.dtype:
+    """``dtype``, if it is a floating-point type: weights of an integer type would round to
+    0 (He's scale is below 1), and the gradients here are derived for real numbers."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(
+            f"Dense layers compute in floating point: dtype must be float32 (to train) or "
+            f"float64 (for gradient checks), got {dtype}"
+        )
+    return dtype
 
 
 class Layer(ABC):
@@ -50,7 +94,8 @@ class Layer(ABC):
         What ``forward`` kept for ``backward``; None until ``forward`` has run.
 
     Tested by: tests/test_layers.py::test_backward_before_forward_is_a_clear_error,
-    tests/test_layers.py::test_backward_does_not_change_parameters
+    tests/test_layers.py::test_backward_does_not_change_parameters,
+    tests/test_layers.py::test_input_that_is_not_real_numbers_is_refused
     """
 
     def __init__(self, name: str | None = None):
@@ -69,6 +114,17 @@ class Layer(ABC):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    def _real_input(self, x: np.ndarray) -> np.ndarray:
+        """x as a NumPy array of real numbers, or a clear error: a cast to float would keep
+        only the real part of complex numbers (NumPy merely warns)."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":  # bool, signed and unsigned integer, floating point
+            raise TypeError(
+                f"{self.describe()} takes real numbers (a float array), got an array of "
+                f"{x.dtype}"
+            )
+        return x
 
     def _cached(self, dout: np.ndarray):
         """The forward cache, checked against ``dout``; a clear error if forward never ran."""
@@ -124,7 +180,8 @@ class Dense(Layer):
         float32 for training, float64 for gradient checks. Inputs are cast to it.
 
     Tested by: tests/test_layers.py::test_dense_gradients,
-    tests/test_layers.py::test_dense_initialisation_scale
+    tests/test_layers.py::test_dense_initialisation_scale,
+    tests/test_layers.py::test_dense_refuses_a_dtype_that_is_not_floating
     """
 
     def __init__(
@@ -137,13 +194,9 @@ class Dense(Layer):
         name: str | None = None,
     ):
         super().__init__(name)
-        if int(in_features) < 1 or int(out_features) < 1:
-            raise ValueError(
-                f"Dense needs positive widths, got in_features={in_features}, "
-                f"out_features={out_features}"
-            )
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.dtype = np.dtype(dtype)
+        self.in_features = layer_width(in_features, "Dense in_features")
+        self.out_features = layer_width(out_features, "Dense out_features")
+        self.dtype = _floating_dtype(dtype)
         rng = np.random.default_rng(rng)
         if init == "he":
             W = rng.standard_normal((self.in_features, self.out_features)) * np.sqrt(
@@ -162,7 +215,7 @@ class Dense(Layer):
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         """x as an (N, D_in) array of the layer's dtype, or a clear error."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(self._real_input(x), dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"{self.describe()} expects input of shape (N, {self.in_features}), "
@@ -200,7 +253,7 @@ class ReLU(Layer):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = self._real_input(x)
         self.cache = x > 0
         return np.maximum(x, 0)
 
@@ -226,7 +279,7 @@ class LeakyReLU(Layer):
         self.alpha = float(alpha)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = self._real_input(x)
         slope = np.where(x > 0, 1.0, self.alpha).astype(x.dtype)
         self.cache = slope
         return x * slope
@@ -269,7 +322,7 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = sigmoid(x)
+        y = sigmoid(self._real_input(x))
         self.cache = y
         return y
 
@@ -288,7 +341,7 @@ class Tanh(Layer):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = np.tanh(np.asarray(x))
+        y = np.tanh(self._real_input(x))
         self.cache = y
         return y
 
@@ -310,8 +363,13 @@ class Sequential(Layer):
     ``"<container name>.<position>"`` (for example ``"encoder.0.W"``), or just the
     position when the container has no name.
 
+    Each layer object may appear once: a layer keeps one cache and one name, so at two
+    places its backward would use the later forward's cache, and its parameters would have
+    one key for two places.
+
     Tested by: tests/test_layers.py::test_three_layer_sequential_gradients,
-    tests/test_layers.py::test_sequential_parameter_names_and_sharing
+    tests/test_layers.py::test_sequential_parameter_names_and_sharing,
+    tests/test_layers.py::test_a_layer_used_twice_is_refused
     """
 
     def __init__(self, *layers: Layer, name: str | None = None):
@@ -326,6 +384,8 @@ class Sequential(Layer):
                 raise TypeError(
                     f"Sequential takes npnet layers; item {i} is {type(layer).__name__}"
                 )
+        _check_each_layer_once(layers)
+        for i, layer in enumerate(layers):
             layer.name = f"{self.name}.{i}" if self.name else str(i)
         self.layers = list(layers)
 
@@ -368,6 +428,25 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)"
 
 
+def _check_each_layer_once(layers) -> None:
+    """A clear error if one layer object appears twice, here or in a nested Sequential."""
+    seen: set[int] = set()
+
+    def visit(layer: Layer) -> None:
+        if id(layer) in seen:
+            raise ValueError(
+                f"{layer.describe()} appears twice in this Sequential; a layer keeps one cache "
+                "and one set of gradients, so build a new layer for each place it is used"
+            )
+        seen.add(id(layer))
+        if isinstance(layer, Sequential):
+            for inner in layer.layers:
+                visit(inner)
+
+    for layer in layers:
+        visit(layer)
+
+
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
 
@@ -385,11 +464,12 @@ def mlp(
     Dense(128, 16)``: the last Dense is followed by ``output_activation`` (None = linear).
     Dense layers followed by ReLU-like activations get He initialisation, the others Glorot.
 
-    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays
+    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays,
+    tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string
     """
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or min(widths) < 1:
-        raise ValueError(f"mlp needs at least two positive widths (in, out), got {widths}")
+    widths = layer_widths(widths, "mlp widths")
+    if len(widths) < 2:
+        raise ValueError(f"mlp needs at least two widths (in, out), got {widths}")
     for label in (activation, output_activation):
         if label is not None and label not in ACTIVATIONS:
             raise ValueError(f"unknown activation {label!r}; choose from {sorted(ACTIVATIONS)}")

@@ -15,6 +15,8 @@ restored exactly.
 
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
@@ -23,27 +25,101 @@ import numpy as np
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
+def _number(name: str, value) -> float:
+    """``value`` as a float, or a clear error: "0.1" read from a config file is not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
+    return float(value)
+
+
+def _positive(name: str, value) -> float:
+    """A finite number > 0 (a learning rate, Adam's eps), or a clear error."""
+    number = _number(name, value)
+    if not 0 < number < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _non_negative(name: str, value) -> float:
+    """A finite number >= 0 (a weight decay), or a clear error."""
+    number = _number(name, value)
+    if not 0 <= number < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def _decay_rate(name: str, value) -> float:
+    """A number in [0, 1) (momentum, Adam's betas): how much of the past each step keeps."""
+    number = _number(name, value)
+    if not 0 <= number < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return number
+
+
+def _check_not_float16(params: Mapping[str, np.ndarray]) -> None:
+    """Adam's terms do not fit in float16 (see :class:`Adam`): a clear error, not NaN weights."""
+    for name, param in params.items():
+        if param.dtype == np.float16:
+            raise TypeError(
+                f"parameter {name!r} is float16, too narrow for Adam: eps = 1e-8 rounds to 0, "
+                "and so do small squared gradients, so a step would divide by 0; train in "
+                "float32 (or use SGD)"
+            )
+
+
 class Optimizer(ABC):
     """Base class: holds references to the parameter arrays and per-parameter state.
 
     Tested by: tests/test_optim.py::test_state_dict_round_trip_continues_identically,
-    tests/test_optim.py::test_a_gradient_of_another_shape_is_refused_before_any_update
+    tests/test_optim.py::test_a_gradient_of_another_shape_is_refused_before_any_update,
+    tests/test_optim.py::test_every_hyperparameter_is_checked,
+    tests/test_optim.py::test_read_only_parameters_are_refused,
+    tests/test_optim.py::test_lists_and_integer_arrays_are_refused_as_parameters_or_gradients
     """
 
     # The names of the arrays each parameter's state holds, e.g. ("m", "v").
     state_slots: tuple[str, ...] = ()
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
-        if not params:
-            raise ValueError("the optimizer got no parameters; pass model.params")
-        if not lr > 0:
-            raise ValueError(f"learning rate must be positive, got lr={lr}")
+        self._check_params(params)
         self.params = dict(params)
-        self.lr = float(lr)
+        self.lr = _positive("lr", lr)
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
+    @staticmethod
+    def _check_params(params: Mapping[str, np.ndarray]) -> None:
+        """Parameters are arrays the update can change in place: floating point, writeable."""
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                "the optimizer takes a dict of parameter arrays: pass model.params, got a "
+                f"{type(params).__name__}"
+            )
+        if not params:
+            raise ValueError("the optimizer got no parameters; pass model.params")
+        for name, param in params.items():
+            if not isinstance(param, np.ndarray):
+                raise TypeError(
+                    f"parameter {name!r} is a {type(param).__name__}: pass the NumPy arrays "
+                    "of model.params, which the optimizer updates in place"
+                )
+            if not np.issubdtype(param.dtype, np.floating):
+                raise TypeError(
+                    f"parameter {name!r} is an array of {param.dtype}: parameters must be "
+                    "floating point (float32, or float64), or an update would be rounded away"
+                )
+            if not param.flags.writeable:
+                raise ValueError(
+                    f"parameter {name!r} is read-only, but the optimizer updates it in place; "
+                    "pass writeable arrays (np.array(p) makes a writeable copy)"
+                )
+
     def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
+        if not isinstance(grads, Mapping):
+            raise TypeError(
+                "step takes a dict of gradient arrays: pass model.grads, got a "
+                f"{type(grads).__name__}"
+            )
         if grads.keys() != self.params.keys():
             missing = sorted(self.params.keys() - grads.keys())
             extra = sorted(grads.keys() - self.params.keys())
@@ -53,11 +129,22 @@ class Optimizer(ABC):
                 "built on"
             )
         for name, param in self.params.items():
+            grad = grads[name]
+            if not isinstance(grad, np.ndarray):
+                raise TypeError(
+                    f"gradient {name!r} is a {type(grad).__name__}: pass model.grads, whose "
+                    "gradients are NumPy arrays"
+                )
+            if grad.dtype.kind not in "biuf":  # bool, integer, floating point
+                raise TypeError(
+                    f"gradient {name!r} is an array of {grad.dtype}: gradients must be real "
+                    "numbers (a cast would drop an imaginary part)"
+                )
             # The compiled update walks the flat arrays by the parameter's size: a smaller
             # gradient would be read past its end, and NumPy would broadcast a (1, D) one.
-            if np.shape(grads[name]) != param.shape:
+            if grad.shape != param.shape:
                 raise ValueError(
-                    f"gradient {name!r} has shape {np.shape(grads[name])}, but the parameter "
+                    f"gradient {name!r} has shape {grad.shape}, but the parameter "
                     f"has shape {param.shape}; pass model.grads of the model the optimizer "
                     "was built on"
                 )
@@ -150,15 +237,11 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if nesterov and momentum == 0:
+        self.momentum = _decay_rate("momentum", momentum)
+        if nesterov and self.momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
@@ -190,8 +273,12 @@ class Adam(Optimizer):
     gradient g, m = (1 - beta1^t) g. Dividing by 1 - beta1^t (and 1 - beta2^t) removes that
     bias, which is why the first step moves every weight by lr (or almost: eps).
 
+    Parameters must be float32 or float64: in float16, eps = 1e-8 rounds to 0, and so does
+    (1 - beta2) g^2 for |g| below about 0.005, so the update would divide by zero.
+
     Tested by: tests/test_optim.py::test_adam_by_hand,
-    tests/test_optim.py::test_adam_first_step_moves_by_lr
+    tests/test_optim.py::test_adam_first_step_moves_by_lr,
+    tests/test_optim.py::test_adam_refuses_float16_parameters
     """
 
     state_slots = ("m", "v")
@@ -206,15 +293,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(params, lr)
-        for label, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= beta < 1:
-                raise ValueError(f"{label} must be in [0, 1), got {beta}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-        self.weight_decay = float(weight_decay)
+        self.beta1, self.beta2 = _decay_rate("beta1", beta1), _decay_rate("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        _check_not_float16(self.params)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:

@@ -57,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autoencoder import EncoderDecoder, in_batches
-from .layers import Layer, mlp, sigmoid
+from .layers import Layer, layer_width, layer_widths, mlp, sigmoid
 from .losses import bce_with_logits, bce_with_logits_per_example
 
 __all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE"]
@@ -186,7 +186,8 @@ class Reparameterize(Layer):
         Mean over the batch of KL_n from the last forward pass, in nats.
 
     Tested by: tests/test_vae.py::test_reparameterize_gradients,
-    tests/test_vae.py::test_samples_have_mean_mu_and_variance_exp_logvar
+    tests/test_vae.py::test_samples_have_mean_mu_and_variance_exp_logvar,
+    tests/test_vae.py::test_complex_input_is_refused_not_cut_to_its_real_part
     """
 
     def __init__(
@@ -221,7 +222,7 @@ class Reparameterize(Layer):
         rng : numpy.random.Generator or int, optional
             Draw eps from this generator, this call only, instead of the layer's own.
         """
-        h = np.asarray(h)
+        h = self._real_input(h)
         if not np.issubdtype(h.dtype, np.floating):
             h = h.astype(np.float64)
         if h.ndim != 2 or h.shape[1] % 2 or h.shape[1] == 0:
@@ -316,7 +317,8 @@ class VAE(EncoderDecoder):
         layers' own arrays, so an optimizer updates them in place. The sampler has none.
 
     Tested by: tests/test_vae.py::test_whole_vae_loss_gradients,
-    tests/test_vae.py::test_training_reduces_the_loss
+    tests/test_vae.py::test_training_reduces_the_loss,
+    tests/test_vae.py::test_vae_widths_must_be_integers
     """
 
     def __init__(
@@ -330,12 +332,12 @@ class VAE(EncoderDecoder):
         dtype=np.float32,
     ):
         rng = np.random.default_rng(rng)
-        if int(latent) < 1:
-            raise ValueError(f"latent must be a positive integer, got {latent}")
-        self.input_dim, self.latent_dim = int(input_dim), int(latent)
+        self.input_dim = layer_width(input_dim, "input_dim")
+        self.latent_dim = layer_width(latent, "latent")
         self.dtype = np.dtype(dtype)
-        encoder_widths = [self.input_dim, *map(int, hidden), 2 * self.latent_dim]
-        decoder_widths = [self.latent_dim, *map(int, reversed(hidden)), self.input_dim]
+        hidden = layer_widths(hidden, "hidden")
+        encoder_widths = [self.input_dim, *hidden, 2 * self.latent_dim]
+        decoder_widths = [self.latent_dim, *reversed(hidden), self.input_dim]
         self.encoder = mlp(encoder_widths, activation, None, rng=rng, dtype=dtype, name="encoder")
         self.decoder = mlp(decoder_widths, activation, None, rng=rng, dtype=dtype, name="decoder")
         self.sampler = Reparameterize(beta, rng=rng.spawn(1)[0], name="sampler")
@@ -357,8 +359,7 @@ class VAE(EncoderDecoder):
         ``training``, ``eps`` and ``rng`` go to the sampler (:meth:`Reparameterize.forward`);
         afterwards ``self.sampler.kl`` holds the batch's mean KL.
         """
-        x = np.asarray(x, dtype=self.dtype)
-        h = self.encoder.forward(x)
+        h = self.encoder.forward(x)  # which casts x to the model's dtype
         z = self.sampler.forward(h, training=training, eps=eps, rng=rng)
         return self.decoder.forward(z)
 
@@ -395,7 +396,7 @@ class VAE(EncoderDecoder):
             ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``, means over the
             batch, in nats per image.
         """
-        x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(self._check_pixels(x, "train_step"), dtype=self.dtype)
         logits = self.forward(x, training=True, eps=eps, rng=rng)
         recon, dlogits = bce_with_logits(logits, x)
         kl = self.sampler.kl
@@ -415,7 +416,7 @@ class VAE(EncoderDecoder):
         number the PyTorch reference example reports. Returns ``{"loss", "recon", "kl"}``
         in nats per image, summed in float64.
         """
-        x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(self._check_pixels(x, "evaluate"), dtype=self.dtype)
         if len(x) == 0:
             raise ValueError("evaluate got an empty dataset")
         rng = np.random.default_rng(rng)
@@ -431,12 +432,12 @@ class VAE(EncoderDecoder):
     def encode(self, x: np.ndarray, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar) of q(z|x), each (N, J), for images x (N, D); logvar = log sigma^2,
         as the encoder predicts it (before the sampler's clip)."""
-        h = in_batches(self.encoder.forward, np.asarray(x, dtype=self.dtype), batch_size)
+        h = in_batches(self.encoder.forward, np.asarray(x), batch_size)
         return h[:, : self.latent_dim].copy(), h[:, self.latent_dim :].copy()
 
     def decode(self, z: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """Images sigmoid(s(z)) (N, D), the Bernoulli means, for codes z (N, J)."""
-        logits = in_batches(self.decoder.forward, np.asarray(z, dtype=self.dtype), batch_size)
+        logits = in_batches(self.decoder.forward, np.asarray(z), batch_size)
         return sigmoid(logits)
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:

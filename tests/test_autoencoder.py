@@ -76,3 +76,46 @@ def test_in_batches_equals_one_batch():
     np.testing.assert_allclose(in_batches(model.forward, x, 5), model.forward(x), rtol=1e-12)
     with pytest.raises(ValueError, match="nothing to evaluate"):
         in_batches(model.forward, x[:0])
+
+
+NOT_PIXELS = {
+    "0-255 floats": (X * 255, ValueError, r"\[0, 1\].*got values from .* to .*1/255"),
+    "uint8": ((X * 255).astype(np.uint8), TypeError, "floating-point.*uint8.*x / 255"),
+    "0/1 integers": ((X > 0.5).astype(np.int64), TypeError, "floating-point.*int64"),
+    "complex": (X.astype(np.complex64), TypeError, "floating-point.*complex64"),
+    "NaN": (np.where(X > 0.9, np.nan, X), ValueError, r"\[0, 1\].*nan"),
+    "negative": (X - 0.5, ValueError, r"\[0, 1\]"),
+}
+
+
+@pytest.mark.parametrize("data", sorted(NOT_PIXELS))
+def test_dae_refuses_what_is_not_pixels_in_0_1(data):
+    """0-255 pixels would train without a word, to a squared error 65,025 times too large;
+    the VAE refuses them (its BCE needs [0, 1]), and so does the DAE, with the same check."""
+    x, error, match = NOT_PIXELS[data]
+    model = DenoisingAutoencoder(50, (8,), 3, rng=0)
+    with pytest.raises(error, match=match):
+        model.train_step(x[:10], rng=0)
+    with pytest.raises(error, match=match):
+        model.evaluate(x)
+
+
+def test_dae_widths_must_be_integers():
+    for kwargs, error in (
+        ({"hidden": (32.5,)}, TypeError),  # int() made it 32
+        ({"hidden": "512"}, TypeError),  # would be the widths 5, 1, 2
+        ({"code": 2.5}, TypeError),
+        ({"input_dim": "784"}, TypeError),
+        ({"hidden": (8, 0)}, ValueError),
+    ):
+        name = next(iter(kwargs))
+        with pytest.raises(error, match=f"{name}.*integer"):
+            DenoisingAutoencoder(**{"input_dim": 50, "hidden": (8,), "code": 3, **kwargs})
+
+
+def test_complex_images_are_refused_not_cut_to_their_real_part():
+    model = DenoisingAutoencoder(50, (8,), 3, rng=0)
+    complex_images = X[:4].astype(np.complex64)
+    for method in (model.forward, model.reconstruct, model.encode):
+        with pytest.raises(TypeError, match="real numbers.*complex64"):
+            method(complex_images)

@@ -91,6 +91,23 @@ def test_fast_adam_takes_the_core_passes_for_arrays_it_cannot_loop_over(x):
     np.testing.assert_array_equal(w_mixed, w_core)
 
 
+
+def test_fast_adam_gives_the_core_adams_bits_in_long_double():
+    """numba has no long double arithmetic: such parameters take the core's passes (float16
+    ones are refused by both: tests/test_optim.py::test_adam_refuses_float16_parameters)."""
+    dtype = np.longdouble
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal(7).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
+    results = {}
+    for optimizer_class in (Adam, FastAdam):
+        w = w0.copy()
+        optimizer = optimizer_class({"w": w}, lr=0.1, weight_decay=0.01)
+        for g in grads:
+            optimizer.step({"w": g})
+        results[optimizer_class] = {"w": w, **optimizer.state["w"]}
+    assert_same_bits(results[FastAdam], results[Adam])
+    assert not np.array_equal(results[Adam]["w"], w0)
+
 def make(kind: str, seed: int):
     if kind == "dae":
         return DenoisingAutoencoder(30, (16, 8), 4, rng=seed)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import batches
 
-from npnet.gradcheck import numerical_gradient, relative_error
+from npnet.gradcheck import check_gradients, numerical_gradient, relative_error
 
 
 @given(x=batches())
@@ -53,3 +53,14 @@ def test_relative_error_scale_and_floor():
     assert relative_error(np.array([1.0]), np.array([-1.0])) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="shapes"):
         relative_error(np.zeros(2), np.zeros(3))
+
+
+def test_check_gradients_names_a_missing_gradient():
+    """A loss_and_grads that forgot a key: the error says which, and which keys it gave."""
+    x, w = np.ones(2), np.ones(3)
+
+    def loss_and_grads():
+        return float(np.sum(x) + np.sum(w)), {"x": np.ones(2), "dw": np.ones(3)}
+
+    with pytest.raises(KeyError, match=r"no gradient for 'w'.*\['dw', 'x'\]"):
+        check_gradients(loss_and_grads, {"x": x, "w": w})

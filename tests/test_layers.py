@@ -7,7 +7,17 @@ from hypothesis import strategies as st
 from strategies import KINK_MARGIN, away_from_zero, batches, seeds, sizes
 
 from npnet.gradcheck import check_layer
-from npnet.layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from npnet.layers import (
+    Dense,
+    LeakyReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    layer_width,
+    layer_widths,
+    mlp,
+)
 
 TOLERANCE = 1e-6
 
@@ -172,3 +182,76 @@ def test_sequential_parameter_names_and_sharing():
     assert list(model.params) == ["decoder.0.W", "decoder.0.b", "decoder.2.W", "decoder.2.b"]
     assert model.params["decoder.2.W"] is model.layers[2].params["W"]
     assert model.grads.keys() == model.params.keys()
+
+
+def test_a_layer_used_twice_is_refused():
+    """One layer object at two places would have one name (so one parameter key for two
+    positions) and one cache (so backward at the first place would use the second's)."""
+    dense = Dense(3, 3, rng=0)
+    with pytest.raises(ValueError, match=r"Dense layer .* twice.*a new layer for each place"):
+        Sequential(dense, ReLU(), dense)
+    relu = ReLU()
+    with pytest.raises(ValueError, match="ReLU layer .* twice"):
+        Sequential(Dense(3, 3), relu, Dense(3, 3), relu)
+    with pytest.raises(ValueError, match="twice"):
+        Sequential(Sequential(dense, ReLU()), dense)
+    assert len(Sequential(dense, ReLU(), Dense(3, 3)).params) == 4
+
+
+NOT_WIDTHS = [
+    (2.7, TypeError),
+    (3.0, TypeError),
+    (float("nan"), TypeError),
+    (None, TypeError),
+    ("abc", TypeError),
+    ("3", TypeError),
+    (True, TypeError),
+    (0, ValueError),
+    (np.int64(-2), ValueError),
+]
+
+
+@pytest.mark.parametrize("width,error", NOT_WIDTHS, ids=repr)
+def test_widths_are_integers_of_at_least_one(width, error):
+    """int() would turn 2.7 into 2, "3" into 3 and True into 1 without a word."""
+    for build in (lambda: Dense(width, 3), lambda: Dense(3, width), lambda: mlp([4, width, 2])):
+        with pytest.raises(error, match=r"integer >= 1.*got"):
+            build()
+    with pytest.raises(error, match="code must be an integer >= 1"):
+        layer_width(width, "code")
+
+
+def test_widths_may_be_numpy_integers_but_not_a_string():
+    assert layer_widths(np.array([784, 512])) == [784, 512]
+    assert type(layer_width(np.int32(5))) is int
+    assert Dense(np.int64(3), np.uint8(2)).params["W"].shape == (3, 2)
+    with pytest.raises(TypeError, match="sequence of integer widths.*'784'"):
+        mlp("784")  # would be read as the widths 7, 8, 4
+    with pytest.raises(TypeError, match="sequence of integer widths.*512"):
+        layer_widths(512, "hidden")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, bool, np.complex64], ids=str)
+def test_dense_refuses_a_dtype_that_is_not_floating(dtype):
+    """Integer weights round to 0 (He's scale is below 1); complex ones are not what the
+    gradients in this file are derived for."""
+    with pytest.raises(TypeError, match=r"floating.*float32.*got"):
+        Dense(4, 3, rng=0, dtype=dtype)
+    with pytest.raises(TypeError, match="floating"):
+        mlp([4, 3], dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "layer", [Dense(2, 2, rng=0), ReLU(), LeakyReLU(), Sigmoid(), Tanh()], ids=repr
+)
+@pytest.mark.parametrize(
+    "x",
+    [np.full((2, 2), 1 + 2j, np.complex64), np.array([["0.5", "1"], ["0", "1"]]),
+     np.array([[None, 1.0], [0.0, 1.0]])],
+    ids=["complex", "strings", "objects"],
+)
+def test_input_that_is_not_real_numbers_is_refused(layer, x):
+    """A cast to float would keep only the real part of complex numbers (with a warning)."""
+    with pytest.raises(TypeError, match=f"{type(layer).__name__} layer .*real numbers.*got"):
+        layer.forward(x)
+    assert layer.forward(np.ones((2, 2), dtype=np.int64)).shape == (2, 2)

@@ -153,3 +153,90 @@ def test_a_bad_state_dict_leaves_the_optimizer_as_it_was(bad):
 def test_bad_hyperparameters_are_refused(kwargs):
     with pytest.raises(ValueError):
         SGD({"w": np.ones(1)}, **kwargs)
+
+
+BAD_HYPERPARAMETERS = [
+    (SGD, {"lr": np.inf}, ValueError),
+    (SGD, {"lr": -0.1}, ValueError),
+    (SGD, {"lr": "0.1"}, TypeError),
+    (SGD, {"weight_decay": np.nan}, ValueError),
+    (SGD, {"weight_decay": -1e-4}, ValueError),
+    (SGD, {"weight_decay": np.inf}, ValueError),
+    (SGD, {"momentum": np.nan}, ValueError),
+    (SGD, {"momentum": -0.5}, ValueError),
+    (SGD, {"momentum": "0.9"}, TypeError),
+    (Adam, {"lr": np.inf}, ValueError),
+    (Adam, {"lr": np.nan}, ValueError),
+    (Adam, {"lr": "0.1"}, TypeError),
+    (Adam, {"lr": None}, TypeError),
+    (Adam, {"lr": True}, TypeError),
+    (Adam, {"weight_decay": -1}, ValueError),
+    (Adam, {"weight_decay": np.nan}, ValueError),
+    (Adam, {"eps": np.nan}, ValueError),
+    (Adam, {"eps": np.inf}, ValueError),
+    (Adam, {"eps": 0.0}, ValueError),
+    (Adam, {"eps": "1e-8"}, TypeError),
+    (Adam, {"beta1": 1.0}, ValueError),
+    (Adam, {"beta1": np.nan}, ValueError),
+    (Adam, {"beta2": -0.1}, ValueError),
+    (Adam, {"beta2": "0.999"}, TypeError),
+]
+
+
+@pytest.mark.parametrize(
+    "cls,kwargs,error", BAD_HYPERPARAMETERS,
+    ids=[f"{cls.__name__} {kw}" for cls, kw, _ in BAD_HYPERPARAMETERS],
+)
+def test_every_hyperparameter_is_checked(cls, kwargs, error):
+    """Finite, in its range, and a number (not the string a config file might hold)."""
+    (name, value), = kwargs.items()
+    with pytest.raises(error, match=f"{name} must be .*got {value!r}"):
+        cls({"w": np.ones(2)}, **kwargs)
+
+
+def test_numpy_numbers_are_hyperparameters_too():
+    opt = Adam({"w": np.ones(2)}, lr=np.float32(0.5), beta1=np.float64(0.8), eps=np.int64(1))
+    assert (opt.lr, opt.beta1, opt.eps) == (0.5, 0.8, 1.0)
+    assert all(type(v) is float for v in (opt.lr, opt.beta1, opt.beta2, opt.eps))
+
+
+@pytest.mark.parametrize("adam", [Adam, FastAdam])
+def test_adam_refuses_float16_parameters(adam):
+    """In float16, eps = 1e-8 rounds to 0 and v underflows: a zero gradient moved the core's
+    weight to NaN, a small one to -inf, and the compiled loop raised numba's error."""
+    with pytest.raises(TypeError, match=r"parameter 'w' is float16.*Adam.*float32"):
+        adam({"w": np.ones(3, dtype=np.float16)}, lr=0.1)
+    w = np.ones(3, dtype=np.float16)  # SGD's update has no such terms: it stays float16
+    SGD({"w": w}, lr=0.5, momentum=0.9).step({"w": np.array([0.0, 1e-3, 1.0], np.float16)})
+    assert w.dtype == np.float16 and np.all(np.isfinite(w)) and w[2] == 0.5
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS)
+def test_read_only_parameters_are_refused(cls, kwargs):
+    """The update is in place: a read-only array would fail half-way through a step (the
+    core) or inside the compiled loop (numba's typing error)."""
+    w = np.ones(3)
+    w.flags.writeable = False
+    with pytest.raises(ValueError, match="parameter 'w' is read-only.*writeable"):
+        cls({"w": w}, lr=0.1, **kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS)
+def test_lists_and_integer_arrays_are_refused_as_parameters_or_gradients(cls, kwargs):
+    for params, match in (
+        ({"w": [1.0, 2.0]}, "parameter 'w' is a list.*NumPy array"),
+        ({"w": np.ones(2, dtype=np.int64)}, "parameter 'w' .*int64.*floating"),
+        ([np.ones(2)], "dict of parameter arrays.*model.params.*list"),
+    ):
+        with pytest.raises(TypeError, match=match):
+            cls(params, lr=0.1, **kwargs)
+    w = np.ones(2)
+    opt = cls({"w": w}, lr=0.1, **kwargs)
+    for grads, match in (
+        ({"w": [1.0, 2.0]}, "gradient 'w' is a list.*NumPy array"),
+        ({"w": np.ones(2, dtype=np.complex128)}, "gradient 'w' .*complex128.*real"),
+        ([np.ones(2)], "dict of gradient arrays.*model.grads.*list"),
+    ):
+        with pytest.raises(TypeError, match=match):
+            opt.step(grads)
+    assert opt.steps == 0 and w.tolist() == [1.0, 1.0]

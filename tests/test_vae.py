@@ -355,3 +355,44 @@ def test_training_reduces_the_loss():
     after = model.evaluate(data, rng=1)
     assert after["loss"] < 0.7 * before["loss"], (before, after)
     assert after["kl"] > 0.1  # the code is used, not collapsed to the prior
+
+
+@pytest.mark.parametrize(
+    "x,error,match",
+    [
+        (np.full((4, 10), 255.0), ValueError, r"\[0, 1\].*1/255"),
+        (np.full((4, 10), 255, dtype=np.uint8), TypeError, "floating-point.*uint8"),
+        (np.ones((4, 10), dtype=np.int64), TypeError, "floating-point.*int64"),
+        (np.full((4, 10), 0.5 + 0.5j), TypeError, "floating-point.*complex128"),
+    ],
+    ids=["0-255 floats", "uint8", "0/1 integers", "complex"],
+)
+def test_vae_refuses_what_is_not_pixels_in_0_1(x, error, match):
+    """The same check as the DAE's (EncoderDecoder), before anything is computed."""
+    model = VAE(10, (8, 6), 2, rng=0)
+    with pytest.raises(error, match=match):
+        model.train_step(x, rng=0)
+    with pytest.raises(error, match=match):
+        model.evaluate(x)
+
+
+def test_vae_widths_must_be_integers():
+    for kwargs, error in (
+        ({"hidden": (32.5,)}, TypeError),  # int() made it 32
+        ({"hidden": "512"}, TypeError),
+        ({"latent": 2.5}, TypeError),
+        ({"latent": 0}, ValueError),
+        ({"input_dim": None}, TypeError),
+    ):
+        name = next(iter(kwargs))
+        with pytest.raises(error, match=f"{name}.*integer"):
+            VAE(**{"input_dim": 10, "hidden": (8, 6), "latent": 2, **kwargs})
+
+
+def test_complex_input_is_refused_not_cut_to_its_real_part():
+    model = VAE(10, (8, 6), 2, rng=0)
+    with pytest.raises(TypeError, match="Reparameterize layer .*real numbers.*complex128"):
+        model.sampler.forward(np.full((4, 4), 1j))
+    for method, width in ((model.forward, 10), (model.encode, 10), (model.decode, 2)):
+        with pytest.raises(TypeError, match="real numbers.*complex128"):
+            method(np.full((4, width), 0.5 + 0j))

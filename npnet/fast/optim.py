@@ -58,6 +58,20 @@ def adam_kernel():
     return numba.njit(cache=True, error_model="numpy")(_adam_loop)
 
 
+# The dtypes the loop is compiled for: numba has no long double (nor float16) arithmetic.
+_LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _loopable(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray) -> bool:
+    """Whether the compiled loop can update these arrays: flat memory, and one dtype that it
+    is compiled for (NumPy would mix dtypes otherwise). The others take the core's passes."""
+    return (
+        param.dtype in _LOOP_DTYPES
+        and grad.dtype == param.dtype
+        and all(a.flags.c_contiguous for a in (param, grad, m, v))
+    )
+
+
 def placed_state(optimizer, name: str) -> dict[str, np.ndarray]:
     """``optimizer``'s state of parameter ``name``, created beside the parameter in memory.
 
@@ -88,7 +102,8 @@ class FastAdam(Adam):
     """:class:`npnet.optim.Adam` as one compiled loop per parameter, state placed.
 
     The same numbers as the core's NumPy passes, bit for bit. Arrays the loop cannot walk
-    as flat memory (views with strides) and machines without numba take the core's passes.
+    as flat memory (views with strides), dtypes it is not compiled for (float16, long
+    double; :func:`_loopable`) and machines without numba take the core's passes.
     """
 
     _state_of = placed_state
@@ -97,9 +112,8 @@ class FastAdam(Adam):
         kernel, grad = adam_kernel(), np.asarray(grad)
         state = self._state_of(name)
         m, v = state["m"], state["v"]
-        loopable = all(a.flags.c_contiguous for a in (param, grad, m, v))
-        if kernel is None or grad.dtype != param.dtype or not loopable:
-            super()._update(name, param, grad)  # NumPy would mix dtypes otherwise
+        if kernel is None or not _loopable(param, grad, m, v):
+            super()._update(name, param, grad)
             return
         if self.weight_decay:
             grad = grad + self.weight_decay * param  # as the core does, before the rule
