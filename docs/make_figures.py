@@ -72,7 +72,8 @@ def copy_figure(source: Path, target: Path) -> tuple[int, int]:
 
 def run_experiment(kind: str, out: Path, args) -> list[str]:
     """Run one experiment script with its default settings; returns the command."""
-    command = [sys.executable, SCRIPTS[kind], "--out", str(out), "--no-progress"]
+    # --overwrite: regenerating replaces the run that an earlier regeneration left there.
+    command = [sys.executable, SCRIPTS[kind], "--out", str(out), "--no-progress", "--overwrite"]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     if args.seed is not None:
@@ -95,6 +96,8 @@ def command_of(kind: str, settings: dict) -> str:
         command += ["--seed", str(settings["seed"])]
     if settings.get("quick"):
         command.append("--quick")
+    if isinstance(settings.get("blas_threads"), int):  # the count changes the last bits
+        command += ["--blas-threads", str(settings["blas_threads"])]
     return shlex.join(command) + "  (other options: see settings)"
 
 

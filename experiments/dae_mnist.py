@@ -22,6 +22,8 @@ from npnet.cli import (
     HelpFormatter,
     Run,
     add_common_arguments,
+    check_model_fits,
+    exits_cleanly,
     load_data,
     make_optimizer,
     positive_int,
@@ -30,6 +32,8 @@ from npnet.losses import squared_error_per_image
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 3e-3}
 N_COMPONENTS = 5
+COLLAPSED = 1e-3  # reconstructions whose spread is this small a fraction of the images'
+CHECKED_IMAGES = 1000  # test images whose reconstructions are checked after every epoch
 
 
 def parse_args(argv=None):
@@ -63,11 +67,26 @@ def parse_args(argv=None):
     return args, parser
 
 
+def collapse(model: DenoisingAutoencoder, x: np.ndarray) -> str | None:
+    """None, or a sentence if the reconstructions of the images ``x`` (N, D) are all about
+    the same image: a DAE trained with too large a learning rate can end with dead units
+    that draw one blob for every digit, at a loss that looks merely mediocre."""
+    spread = float(model.reconstruct(x).std(axis=0).max())  # over images; the widest pixel
+    if spread > COLLAPSED * float(x.std(axis=0).max()):
+        return None
+    return (f"the model has collapsed: its reconstructions of {len(x)} test images are all "
+            f"the same image (the largest standard deviation of a pixel across them is "
+            f"{spread:.2g})")
+
+
+@exits_cleanly
 def main(argv=None) -> None:
     args, parser = parse_args(argv)
     run = Run(args, parser)
     x_train, _, x_test, _ = load_data(args)
 
+    encoder = [x_train.shape[1], *args.hidden, args.code]
+    check_model_fits([encoder, encoder[::-1]], args.batch_size)
     model = DenoisingAutoencoder(
         x_train.shape[1], args.hidden, args.code, noise=args.noise,
         noise_level=args.noise_level, rng=args.seed,
@@ -76,7 +95,8 @@ def main(argv=None) -> None:
     print(f"DAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.code} "
           f"({args.noise} noise {args.noise_level}), {args.optimizer} lr {args.lr}, "
           f"{len(x_train)} training images")
-    history = run.train(model, optimizer, x_train, x_test)
+    history = run.train(model, optimizer, x_train, x_test,
+                        check_model=lambda: collapse(model, x_test[:CHECKED_IMAGES]))
 
     # The assignment's analysis: residuals of the clean test images, their mean and PCs.
     reconstruction = model.reconstruct(x_test)

@@ -14,6 +14,7 @@ model.npz, checkpoint.npz.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from npnet.cli import (
     HelpFormatter,
     Run,
     add_common_arguments,
+    check_model_fits,
+    exits_cleanly,
     load_data,
     make_optimizer,
     positive_int,
@@ -60,10 +63,19 @@ def interpolation_rows(model: VAE, images: np.ndarray, pairs: np.ndarray) -> np.
     return np.concatenate([images[pairs[:, :1]], decoded, images[pairs[:, 1:]]], axis=1)
 
 
-def draw_interpolations(model, run, x_test, y_test, same_label: bool, name: str) -> dict:
-    args = run.args
-    rng = np.random.default_rng([args.seed, 3, int(same_label)])
-    pairs = analysis.sample_pairs(y_test, N_PAIRS, same_label=same_label, rng=rng)
+def figure_pairs(y_test: np.ndarray, seed: int, same_label: bool) -> np.ndarray:
+    """The figure's N_PAIRS pairs of test images, drawn before training: a test set that
+    cannot give them (too few images or digits) is an error before any time is spent."""
+    rng = np.random.default_rng([seed, 3, int(same_label)])
+    try:
+        return analysis.sample_pairs(y_test, N_PAIRS, same_label=same_label, rng=rng)
+    except ValueError as error:
+        sys.exit(f"error: the test set ({len(y_test)} images, digits "
+                 f"{sorted(set(y_test.tolist()))}) cannot give the interpolation figures "
+                 f"their pairs: {error}")
+
+
+def draw_interpolations(model, run, x_test, y_test, pairs, same_label: bool, name: str) -> dict:
     kind = "same digit" if same_label else "different digits"
     run.figure(
         plotting.image_grid_figure(
@@ -81,22 +93,27 @@ def draw_interpolations(model, run, x_test, y_test, same_label: bool, name: str)
     }
 
 
+@exits_cleanly
 def main(argv=None) -> None:
     args, parser = parse_args(argv)
     run = Run(args, parser)
     x_train, _, x_test, y_test = load_data(args)
 
-    model = VAE(x_train.shape[1], tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed)
+    pixels = x_train.shape[1]
+    check_model_fits([[pixels, *args.hidden, 2 * args.latent],
+                      [args.latent, *args.hidden[::-1], pixels]], args.batch_size)
+    model = VAE(pixels, tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed)
     optimizer = make_optimizer(args, model.params, DEFAULT_LR)
     print(f"VAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
           f"(beta {args.beta}), {args.optimizer} lr {args.lr}, {len(x_train)} training images")
+    same, different = (figure_pairs(y_test, args.seed, same_label) for same_label in (True, False))
     history = run.train(model, optimizer, x_train, x_test)
 
     pairs = {
         "same_digit": draw_interpolations(
-            model, run, x_test, y_test, True, "interpolation_same_digit.png"),
+            model, run, x_test, y_test, same, True, "interpolation_same_digit.png"),
         "different_digits": draw_interpolations(
-            model, run, x_test, y_test, False, "interpolation_different_digits.png"),
+            model, run, x_test, y_test, different, False, "interpolation_different_digits.png"),
     }
 
     rng = np.random.default_rng([args.seed, 4])

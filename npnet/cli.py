@@ -4,12 +4,21 @@
 model and figures, and leaves everything they have in common to this module, so the two
 behave the same way (``--quick``, ``--resume``, ``--seed``, ``--no-fast``, progress, Ctrl-C,
 the files written and the summary printed at the end).
+
+An output folder holds one run: a run refuses to start in a folder that holds another unless
+told ``--resume`` (continue it) or ``--overwrite`` (delete it first). Each run has an id
+(seed, start time, random suffix), recorded in its checkpoint and in metrics.json, which is
+written last and lists the run's files: a folder without metrics.json holds an unfinished
+run, and a file that metrics.json does not list is not from that run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import platform
+import secrets
 import sys
 import tempfile
 import time
@@ -24,13 +33,31 @@ from .data import MNISTError, load_mnist
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
 from .fast.threads import MODES, BlasThreads
-from .io import save_params, write_json
+from .io import read_json, remove_stale_temporaries, save_params, write_json
 from .optim import SGD, Adam
-from .train import CheckpointError, checkpoint_config, cosine_decay, fit
+from .train import CheckpointError, checkpoint_config, checkpoint_meta, cosine_decay, fit
 
-__all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run"]
+__all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run",
+           "exits_cleanly", "check_model_fits"]
 
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
+RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json")  # what every run writes
+
+
+def exits_cleanly(main):
+    """Decorate a script's ``main(argv=None)``: Ctrl-C at any moment (loading the data,
+    training, drawing the figures) ends it with one line and exit status 130."""
+
+    @functools.wraps(main)
+    def main_without_traceback(argv=None):
+        try:
+            return main(argv)
+        except KeyboardInterrupt:
+            print("\ninterrupted (Ctrl-C); every file written so far is whole: rerun with "
+                  "--resume to finish the run", file=sys.stderr)
+            sys.exit(130)
+
+    return main_without_traceback
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -63,6 +90,13 @@ def blas_threads_value(text: str) -> str | int:
     except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(
             f"must be auto, adapt or a positive integer, got {text}") from None
+
+
+def out_folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string (use "
+                                         "--out . for the current folder)")
+    return Path(text)
 
 
 def momentum_value(text: str) -> float:
@@ -139,11 +173,20 @@ def add_common_arguments(
                      help="folder with the four MNIST files (flat, or torchvision's "
                      "MNIST/raw/); default: $NPNET_DATA, then data_mnist/ beside the project, "
                      "then ~/.cache/npnet/mnist")
-    run.add_argument("--out", type=Path, default=Path(out),
+    run.add_argument("--out", type=out_folder, default=Path(out),
                      help="output folder for figures, metrics.json, checkpoint and model "
                      "(default: %(default)s)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue an interrupted run from the checkpoint in --out")
+    run.add_argument("--no-verify", action="store_true",
+                     help="load MNIST files that are not the originals (deliberately modified "
+                     "data) without refusing them; by default the image counts and the files' "
+                     "checksums are checked")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from the checkpoint in --out (or "
+                       "train a finished one further with a larger --epochs)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="delete the run already in --out (its checkpoint, model, metrics "
+                       "and the files its metrics.json lists) and start afresh")
     run.add_argument("--quick", action="store_true",
                      help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
                      "1 epoch unless --epochs is given (a few seconds)")
@@ -158,14 +201,47 @@ def add_common_arguments(
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST (x_train, y_train, x_test, y_test), sliced for ``--quick``; exits on bad data."""
     try:
-        x_train, y_train = load_mnist("train", data_dir=args.data_dir)
-        x_test, y_test = load_mnist("test", data_dir=args.data_dir)
+        x_train, y_train = load_mnist("train", data_dir=args.data_dir, verify=not args.no_verify)
+        x_test, y_test = load_mnist("test", data_dir=args.data_dir, verify=not args.no_verify)
     except MNISTError as error:
         sys.exit(f"error: {error}")
     if args.quick:
         x_train, y_train = x_train[:QUICK_TRAIN], y_train[:QUICK_TRAIN]
         x_test, y_test = x_test[:QUICK_TEST], y_test[:QUICK_TEST]
+    if len(x_train) < args.batch_size:
+        sys.exit(f"error: the training set has {len(x_train)} images, fewer than one batch "
+                 f"(--batch-size {args.batch_size}); choose a smaller --batch-size")
     return x_train, y_train, x_test, y_test
+
+
+def check_model_fits(widths: list[list[int]], batch_size: int) -> None:
+    """Exit with a message, before anything is allocated, if a model of these Dense chains
+    (each a list of widths, input first) cannot fit in the memory this machine has free."""
+    n_params = sum(a * b + b for chain in widths
+                   for a, b in zip(chain[:-1], chain[1:], strict=True))
+    # float32 parameters, their gradients, Adam's m and v, and a copy while checkpointing;
+    # each layer's activations and their gradients for a batch, a few arrays of each.
+    needed = 4 * (5 * n_params + 4 * batch_size * sum(map(sum, widths)))
+    free = _free_memory()
+    if free is not None and needed > free:
+        sys.exit(f"error: this model has {n_params:,} parameters and needs about "
+                 f"{needed / 2**30:.1f} GiB to train, but {free / 2**30:.1f} GiB of memory "
+                 "is free; choose smaller --hidden widths (or --code / --latent)")
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def make_optimizer(args, params: dict, default_lr: dict[str, float]):
@@ -183,11 +259,45 @@ def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--out {folder} is a file; give a folder (it is created if missing)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".npnet-write-test-"):
+        # Named like atomic_write's temporaries, so that a kill leaves nothing for good.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".npnet-write-test.", suffix=".tmp"):
             pass
     except OSError as error:
         parser.error(f"cannot write to --out {folder}: {error.strerror or error}; "
                      "give a folder you can write to")
+
+
+def _check_one_run(args, parser: argparse.ArgumentParser) -> None:
+    """Refuse to start over the run already in ``--out`` unless told what to do with it."""
+    held = [name for name in RUN_FILES if (args.out / name).exists()]
+    for name in held:
+        if not (args.out / name).is_file():
+            parser.error(f"{args.out / name} is not a file (a folder?); move it out of --out "
+                         "or give another --out")
+    if held and not (args.resume or args.overwrite):
+        parser.error(f"--out {args.out} already holds a run ({', '.join(held)}). Pass --resume "
+                     "to continue it (or to redraw its figures), --overwrite to delete it and "
+                     "start afresh, or give another --out")
+    if held and args.resume and "checkpoint.npz" not in held:
+        parser.error(f"--out {args.out} holds a run ({', '.join(held)}) but no checkpoint.npz "
+                     "to resume; pass --overwrite to delete it and start afresh, or give "
+                     "another --out")
+
+
+def _remove_run(folder: Path) -> None:
+    """Delete the run in ``folder``: its checkpoint, model and metrics.json, and the files
+    that metrics.json lists (only files directly in ``folder``)."""
+    names = set(RUN_FILES)
+    try:
+        listed = read_json(folder / "metrics.json").get("files", [])
+        names |= {name for name in listed if isinstance(name, str) and Path(name).name == name}
+    except (OSError, ValueError, AttributeError):  # no metrics.json, or not one of ours
+        pass
+    removed = [name for name in sorted(names) if (folder / name).is_file()]
+    for name in removed:
+        (folder / name).unlink()
+    if removed:
+        print(f"--overwrite: removed the previous run's {', '.join(removed)} from {folder}")
 
 
 class Run:
@@ -214,14 +324,34 @@ class Run:
             parser.error(f"--threads {args.threads} gives every shard its share of the BLAS "
                          f"threads; drop --blas-threads {args.blas_threads}")
         _check_writable(args.out, parser)
+        _check_one_run(args, parser)
+        stale = remove_stale_temporaries(args.out)
+        if stale:
+            print(f"removed {len(stale)} temporary files of a save that was killed: "
+                  + ", ".join(path.name for path in stale))
+        if args.overwrite:
+            _remove_run(args.out)
         self.args = args
         self.started = time.perf_counter()
         self.written: list[tuple[str, Path]] = []
+        self.run_id = self._resumed_run_id() or (
+            f"{args.seed}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}")
 
-    def train(self, model, optimizer, x_train, x_test) -> dict:
+    def _resumed_run_id(self) -> str | None:
+        """The id of the run in the checkpoint that ``--resume`` continues, if it has one."""
+        checkpoint = self.args.out / "checkpoint.npz"
+        if not (self.args.resume and checkpoint.exists()):
+            return None
+        try:
+            return checkpoint_meta(checkpoint).get("run_id")
+        except CheckpointError as error:
+            sys.exit(f"error: {error}")
+
+    def train(self, model, optimizer, x_train, x_test, check_model=None) -> dict:
         """:func:`npnet.train.fit` with the script's options, then model.npz; returns the
         history. Through :func:`npnet.fast.enable` unless ``--no-fast``. Ctrl-C, a
-        checkpoint that does not fit and a diverged loss end the script with a message."""
+        checkpoint that does not fit and a run that diverged (or failed ``check_model``,
+        see ``fit``) end the script with a message."""
         args = self.args
         try:
             trainer = self.trainer(model, optimizer, x_train)
@@ -240,6 +370,8 @@ class Run:
                 resume=args.resume,
                 config=self.resume_config(),
                 lr_schedule=cosine_decay if args.lr_schedule == "cosine" else None,
+                check_model=check_model,
+                run_id=self.run_id,
                 progress=not args.no_progress,
             )
         except KeyboardInterrupt:
@@ -249,6 +381,9 @@ class Run:
         finally:
             if trainer is not model:
                 trainer.close()
+        # A resumed finished run: its old metrics go first, so that until the new ones are
+        # written last, the folder does not claim to hold a finished run.
+        (args.out / "metrics.json").unlink(missing_ok=True)
         save_params(self.wrote("model parameters", args.out / "model.npz"), model.params)
         self.wrote("checkpoint (for --resume)", args.out / "checkpoint.npz")
         self.history = history
@@ -287,8 +422,10 @@ class Run:
     def finish(self, metrics: dict, headline: str) -> None:
         """Write metrics.json (``metrics`` plus the history, wall time, settings and
         environment), then print the headline, the wall time and every file written."""
-        metrics = {**metrics, "history": self.history, "wall_seconds": self.seconds,
-                   "settings": self.settings(), "environment": self.environment()}
+        metrics = {"run_id": self.run_id, **metrics, "history": self.history,
+                   "wall_seconds": self.seconds, "settings": self.settings(),
+                   "environment": self.environment(),
+                   "files": [path.name for _, path in self.written]}
         write_json(self.wrote("metrics", self.args.out / "metrics.json"), metrics)
         print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
         width = max(len(d) for d, _ in self.written)
@@ -303,7 +440,8 @@ class Run:
         """The options a checkpoint must agree on to be resumed: all that change the model or
         its training, but not --epochs (resuming with more epochs trains further), where
         files are, nor --no-fast (the same numbers either way)."""
-        where = ("resume", "no_progress", "out", "data_dir", "epochs", "no_fast")
+        where = ("resume", "overwrite", "no_progress", "out", "data_dir", "no_verify", "epochs",
+                 "no_fast")
         config = {k: v for k, v in self.settings().items() if k not in where}
         if config.get("blas_threads", "") is None:  # resuming a checkpoint from before it
             del config["blas_threads"]

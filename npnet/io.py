@@ -4,7 +4,8 @@ Every file npnet writes goes through :func:`atomic_write`: the bytes are written
 temporary file in the same directory, flushed to disk, and only then renamed over the
 target. ``os.replace`` is atomic on POSIX and Windows, so a reader (or a user pressing
 Ctrl-C mid-save) sees either the old complete file or the new complete file, never half
-of one.
+of one. Only a process killed outright (SIGKILL, a power cut) leaves its temporary file,
+``.<name>.<8 random characters>.tmp``; :func:`remove_stale_temporaries` clears them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -29,7 +31,11 @@ __all__ = [
     "assign_params",
     "write_json",
     "read_json",
+    "remove_stale_temporaries",
 ]
+
+# The name of atomic_write's temporary files: mkstemp's 8 random characters between them.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 @contextlib.contextmanager
@@ -47,6 +53,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a directory; give the path of a file to write "
+                                f"(for example {target / 'model.npz'})")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -76,23 +85,36 @@ def _mode_for(target: Path) -> int:
 
 
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write named arrays to an uncompressed ``.npz`` file, atomically.
+    """Write named arrays (or nested lists of numbers) to an uncompressed ``.npz`` file,
+    atomically.
 
     Object arrays are refused, so the file can always be read back with
     ``allow_pickle=False`` (no code execution when loading someone else's file).
     """
+    converted = {}
     for name, value in arrays.items():
-        if np.asarray(value).dtype == object:
-            raise TypeError(f"array {name!r} has dtype object; npnet files hold numbers only")
+        try:
+            converted[name] = np.asarray(value)
+        except ValueError:  # a ragged list
+            converted[name] = np.asarray(None)
+        if converted[name].dtype == object:
+            raise TypeError(f"{name!r} is not an array of numbers (or a list of rows of "
+                             "equal length); npnet files hold numbers only")
     with atomic_write(path, "wb") as f:
-        np.savez(f, **{name: np.asarray(value) for name, value in arrays.items()})
+        np.savez(f, **converted)
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` file written by :func:`save_arrays` (no pickle)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a parameter file (.npz)")
     if not path.is_file():
         raise FileNotFoundError(f"no parameter file at {path}")
+    with open(path, "rb") as f:
+        if f.read(6) == b"\x93NUMPY":  # np.load would return the one array, not a dict
+            raise ValueError(f"{path} holds one array (a .npy file), not named arrays; "
+                             "save parameters with npnet.io.save_params (a .npz file)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -118,10 +140,14 @@ def assign_params(
 ) -> None:
     """Copy ``saved[name]`` into ``params[name]`` for every parameter, in place.
 
-    Every parameter must be in ``saved`` with the same shape; nothing is copied unless all
-    of them match, so a failed load leaves the model as it was. ``source`` names where
-    ``saved`` came from, for the error message.
+    Every parameter must be in ``saved`` with the same shape, as finite numbers; nothing is
+    copied unless all of them are, so a failed load leaves the model as it was. ``source``
+    names where ``saved`` came from, for the error message.
     """
+    for name, value in params.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"parameter {name!r} is a {type(value).__name__}, not a NumPy "
+                            "array to load into; pass model.params")
     missing = sorted(params.keys() - saved.keys())
     unexpected = sorted(saved.keys() - params.keys())
     if missing or unexpected:
@@ -131,12 +157,18 @@ def assign_params(
             "with other layer sizes?"
         )
     for name, value in params.items():
-        if saved[name].shape != value.shape:
+        if np.shape(saved[name]) != value.shape:
             raise ValueError(
                 f"{source} does not fit this model: parameter {name!r} has shape "
-                f"{saved[name].shape} in the file but {value.shape} in the model. Was it "
+                f"{np.shape(saved[name])} in the file but {value.shape} in the model. Was it "
                 "saved from a model with other layer sizes?"
             )
+        kind = np.asarray(saved[name]).dtype
+        if not (np.issubdtype(kind, np.number) and not np.issubdtype(kind, np.complexfloating)):
+            raise ValueError(f"{source}: parameter {name!r} holds {kind} values, not numbers")
+        if not np.all(np.isfinite(saved[name])):
+            raise ValueError(f"{source}: parameter {name!r} holds NaN or infinite values "
+                             "(saved from a run that diverged, or damaged)")
     for name, value in params.items():
         value[...] = saved[name]
 
@@ -162,3 +194,19 @@ def read_json(path: str | os.PathLike):
     """Read a JSON file written by :func:`write_json`."""
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` left in ``folder`` when its
+    process was killed mid-save; returns their paths. Nothing else is touched.
+
+    Call it only where no other process is saving into ``folder`` (an experiment script
+    calls it as a run starts in its --out folder).
+    """
+    removed = []
+    for path in sorted(Path(folder).iterdir()):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

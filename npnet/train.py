@@ -14,7 +14,10 @@ checkpoint written after epoch ``e - 1``.
 
 Checkpoints: after every epoch, one ``.npz`` file holds the parameters, the optimizer's
 state and the history (as JSON text), written atomically (:func:`npnet.io.save_arrays`), so
-Ctrl-C at any moment leaves the last complete checkpoint in place.
+Ctrl-C at any moment leaves the last complete checkpoint in place. A checkpoint is checked
+when it is loaded (finite numbers, a sane epoch and history), and only a sound epoch is
+written: a run that diverges stops with :class:`TrainingDiverged` and keeps the checkpoint
+of its last good epoch.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ from tqdm.auto import tqdm
 
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "iterate_minibatches", "cosine_decay", "checkpoint_config", "CheckpointError",
-           "CheckpointMismatch"]
+__all__ = ["fit", "iterate_minibatches", "cosine_decay", "checkpoint_config", "checkpoint_meta",
+           "CheckpointError", "CheckpointMismatch", "TrainingDiverged", "EXPLOSION_FACTOR"]
+
+# A loss this many times above the reference (below) has exploded: far beyond the noise of a
+# bad epoch, and reached within an epoch or two by a learning rate that is too high.
+EXPLOSION_FACTOR = 100.0
 
 
 class CheckpointError(ValueError):
@@ -41,6 +48,12 @@ class CheckpointError(ValueError):
 
 class CheckpointMismatch(CheckpointError):
     """A checkpoint was written by a run with other settings than the one resuming it."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training stopped because it went wrong: a loss or an evaluation that is not finite or
+    has exploded, parameters that are not finite, or a failed ``check_model``. The checkpoint
+    of the last good epoch is kept."""
 
 
 def iterate_minibatches(
@@ -82,6 +95,8 @@ def fit(
     resume: bool = False,
     config: dict | None = None,
     lr_schedule: Callable[[float], float] | None = None,
+    check_model: Callable[[], str | None] | None = None,
+    run_id: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, list[float]]:
@@ -97,11 +112,21 @@ def fit(
         Where to write a checkpoint after every epoch.
     resume : bool
         Continue from ``checkpoint`` if it exists. ``config`` (the run's settings) must equal
-        the one the checkpoint was written with, else :class:`CheckpointMismatch`.
+        the one the checkpoint was written with, else :class:`CheckpointMismatch`; so must a
+        damaged checkpoint (:class:`CheckpointError`). ``epochs`` may be more than the
+        checkpoint has done (training further), not fewer.
     lr_schedule : callable, optional
         ``progress -> multiplier`` of the optimizer's initial learning rate, applied before
         every step with progress = steps done / all steps (for example :func:`cosine_decay`).
-        It depends only on the step number, so a resumed run follows the same schedule.
+        It depends only on the step number, so a resumed run follows the same schedule. A run
+        resumed with more ``epochs`` than it started with follows the longer schedule from
+        where it is, which is not what a run that long from the start does (it says so).
+    check_model : callable, optional
+        ``() -> None`` when the model is sound, or a sentence saying what is wrong with it
+        (for example that every reconstruction is the same image); called after every
+        epoch's evaluation, before its checkpoint is written.
+    run_id : str, optional
+        Written into every checkpoint, so that a reader can tell which run wrote it.
     progress : bool
         Show a progress bar (epoch, loss, samples per second).
 
@@ -110,10 +135,23 @@ def fit(
     history : dict[str, list[float]]
         ``"train_<name>"`` (mean over the epoch's batches) and ``"test_<name>"`` per epoch,
         plus ``"epoch_seconds"``.
+
+    Raises
+    ------
+    TrainingDiverged
+        After an epoch whose losses or evaluation are not finite, whose ``train_loss`` or
+        ``test_loss`` has exploded (more than :data:`EXPLOSION_FACTOR` times the lowest
+        earlier epoch's, or in the first epoch the first step's loss), whose parameters are
+        not finite, or whose ``check_model`` failed: that epoch's checkpoint is not written.
+        A step whose loss is not finite stops training before it is applied.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    _check_seed(seed)
     x_train = np.asarray(x_train)
+    if x_eval is not None:
+        x_eval = np.asarray(x_eval)
+        _check_finite_data(x_eval, "x_eval")
     if not 1 <= batch_size <= len(x_train):
         raise ValueError(
             f"batch_size must be between 1 and the number of training examples "
@@ -124,11 +162,21 @@ def fit(
     config = dict(config or {})
     history: dict[str, list[float]] = {}
     start_epoch = 0
+    first_loss = None  # the first step's loss: epoch 1's reference for an explosion
     checkpoint = Path(checkpoint) if checkpoint is not None else None
 
     if resume and checkpoint is not None and checkpoint.exists():
-        start_epoch, history = _load_checkpoint(checkpoint, model, optimizer, config)
+        start_epoch, history, planned = _load_checkpoint(checkpoint, model, optimizer, config)
         log(f"resumed from {checkpoint} after epoch {start_epoch}")
+        if start_epoch > epochs:
+            raise CheckpointMismatch(
+                f"{checkpoint} has already trained {start_epoch} epochs; epochs={epochs} "
+                f"would train none of them. Resume with --epochs {start_epoch} (to use it as "
+                "it is) or more (to train further).")
+        if lr_schedule is not None and planned not in (None, epochs) and start_epoch < epochs:
+            log(f"note: {checkpoint} was trained as a {planned}-epoch run; its learning-rate "
+                f"schedule now stretches over {epochs} epochs from epoch {start_epoch + 1} on, "
+                f"which is not the same as a {epochs}-epoch run from the start")
     elif resume:
         log(f"no checkpoint at {checkpoint}; starting from scratch")
 
@@ -153,6 +201,8 @@ def fit(
                     done = (epoch * steps_per_epoch + step - 1) / (epochs * steps_per_epoch)
                     optimizer.lr = base_lr * lr_schedule(done)
                 losses = model.train_step(x_train[indices], rng)
+                if epoch == 0 and step == 1:
+                    first_loss = losses["loss"]
                 if not np.isfinite(losses["loss"]):  # before the step: keep the parameters
                     raise FloatingPointError(
                         f"the loss became {losses['loss']} at epoch {epoch + 1}, step {step}, "
@@ -172,15 +222,26 @@ def fit(
                 evaluated = model.evaluate(x_eval, rng=np.random.default_rng([seed, epoch, 1]))
                 record.update({f"test_{name}": value for name, value in evaluated.items()})
             record["epoch_seconds"] = seconds
-            for name, value in record.items():
-                history.setdefault(name, []).append(float(value))
             log(
                 f"epoch {epoch + 1}/{epochs}  "
                 + "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch_seconds")
                 + f"  ({seconds:.1f} s, {steps_per_epoch * batch_size / seconds:,.0f} samples/s)"
             )
+            problem = (_diverged(record, history, first_loss)
+                       or _non_finite_state(model, optimizer)
+                       or (check_model() if check_model is not None else None))
+            if problem:
+                kept = "" if checkpoint is None else (
+                    f"; {checkpoint} of epoch {epoch} is kept" if epoch > 0 else
+                    "; no checkpoint was written")
+                raise TrainingDiverged(
+                    f"training went wrong in epoch {epoch + 1}: {problem}. Training stopped"
+                    f"{kept}. The learning rate is probably too high: try a smaller --lr")
+            for name, value in record.items():
+                history.setdefault(name, []).append(float(value))
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, epoch + 1, history, config)
+                _save_checkpoint(checkpoint, model, optimizer, epoch + 1, history, config,
+                                 planned=epochs, run_id=run_id)
     except KeyboardInterrupt:
         if checkpoint is not None and checkpoint.exists():
             log(f"\ninterrupted: the checkpoint {checkpoint} is intact; rerun with --resume")
@@ -190,10 +251,52 @@ def fit(
     return history
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, config: dict):
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer >= 0, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed}")
+
+
+def _check_finite_data(x: np.ndarray, name: str) -> None:
+    if not np.issubdtype(x.dtype, np.number):
+        raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} holds NaN or infinite values; remove or replace them "
+                         "before training")
+
+
+def _diverged(record: dict, history: dict, first_loss: float | None) -> str | None:
+    """What is wrong with an epoch's ``record`` of losses, or None (see ``fit``'s Raises)."""
+    for name, value in record.items():
+        if not math.isfinite(value):
+            return f"{name} is {value}, not finite"
+    for name in ("train_loss", "test_loss"):
+        earlier, what = history.get(name), "the lowest of an earlier epoch"
+        if not earlier:
+            earlier, what = ([] if first_loss is None else [first_loss]), "the first step's"
+        if name in record and earlier and 0 < min(earlier) < record[name] / EXPLOSION_FACTOR:
+            return (f"{name} is {record[name]:.6g}, more than {EXPLOSION_FACTOR:g} times "
+                    f"{min(earlier):.6g} ({what}): it has exploded")
+    return None
+
+
+def _non_finite_state(model, optimizer) -> str | None:
+    """Which parameter or optimizer state holds NaN or inf, or None."""
+    named = [("parameter", model.params), ("optimizer state", optimizer.state_dict())]
+    for kind, arrays in named:
+        for name, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                return f"{kind} {name!r} is not finite"
+    return None
+
+
+def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, config: dict,
+                     planned: int, run_id: str | None):
     arrays = {f"params/{name}": value for name, value in model.params.items()}
     arrays.update({f"optim/{name}": value for name, value in optimizer.state_dict().items()})
-    meta = {"epoch": epoch, "history": history, "config": config}
+    meta = {"epoch": epoch, "history": history, "config": config, "epochs": planned,
+            "run_id": run_id}
     arrays["meta"] = np.array(json.dumps(meta, default=str))
     save_arrays(path, arrays)
 
@@ -201,23 +304,30 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: dict, co
 def checkpoint_config(path: str | os.PathLike) -> dict:
     """The settings (``config``) a checkpoint was written with; :class:`CheckpointError` if
     it is not a whole checkpoint."""
-    config = _read_checkpoint(Path(path))[1]["config"]
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} cannot be resumed: its settings are not a mapping. "
-                              "Delete it to train from the start.")
-    return config
+    return checkpoint_meta(path)["config"]
+
+
+def checkpoint_meta(path: str | os.PathLike) -> dict:
+    """What a checkpoint says of its run: ``epoch`` (epochs done), ``history``, ``config``,
+    and where it has them, ``epochs`` (the run's planned total) and ``run_id``.
+    :class:`CheckpointError` if it is not a whole, sound checkpoint."""
+    return _read_checkpoint(Path(path))[1]
 
 
 def _read_checkpoint(path: Path) -> tuple[dict, dict]:
     """(arrays, meta) of a checkpoint, or :class:`CheckpointError` naming what is wrong."""
     try:
+        if path.is_dir():
+            raise ValueError("it is a directory, not a file")
         saved = load_arrays(path)
         if "meta" not in saved:
             raise ValueError("it has no 'meta' entry: it is not a checkpoint that npnet wrote")
         meta = json.loads(str(saved["meta"]))
         if not isinstance(meta, dict) or not {"epoch", "history", "config"} <= meta.keys():
             raise ValueError("its 'meta' entry lacks the epoch, history or settings")
-    except ValueError as error:  # json's errors are ValueErrors too
+        _check_meta(meta)
+        _check_arrays(saved)
+    except (OSError, ValueError) as error:  # json's errors are ValueErrors too
         raise CheckpointError(
             f"{path} cannot be resumed ({error}). Delete it to train from the start, or "
             "resume from a copy of it that is whole."
@@ -225,7 +335,51 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict]:
     return saved, meta
 
 
-def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict]:
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_meta(meta: dict) -> None:
+    """A checkpoint's epoch, planned epochs, settings and history are what fit writes."""
+    epoch, history = meta["epoch"], meta["history"]
+    if not _is_count(epoch):
+        raise ValueError(f"its epoch is {epoch!r}, not an integer >= 0")
+    if not (meta.get("epochs") is None or _is_count(meta["epochs"])):
+        raise ValueError(f"its planned epochs are {meta['epochs']!r}, not an integer >= 0")
+    if not isinstance(meta["config"], dict):
+        raise ValueError("its settings are not a mapping")
+    if not isinstance(history, dict):
+        raise ValueError(f"its history is a {type(history).__name__}, not a mapping of lists")
+    for name, values in history.items():
+        if not isinstance(values, list) or len(values) != epoch:
+            raise ValueError(f"its history of {name!r} is not a list of {epoch} numbers, "
+                             f"one per epoch done")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ValueError(f"its history of {name!r} holds values that are not finite "
+                             "numbers")
+
+
+def _check_arrays(saved: dict) -> None:
+    """Every parameter and optimizer state is finite numbers; the step count is a count."""
+    for name, value in saved.items():
+        if name == "meta":
+            continue
+        if not np.issubdtype(value.dtype, np.number):
+            raise ValueError(f"its {name!r} holds {value.dtype} values, not numbers")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"its {name!r} holds NaN or infinite values (a run that "
+                             "diverged, or a damaged file)")
+    steps = saved.get("optim/steps")
+    if steps is None or steps.shape != () or not np.issubdtype(steps.dtype, np.integer) or (
+            steps < 0):
+        raise ValueError("its optimizer state has no step count ('optim/steps', an integer "
+                         ">= 0)")
+
+
+def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict, int | None]:
+    """Load a checkpoint into ``model`` and ``optimizer``, all or nothing; returns the epochs
+    done, the history and the planned epochs (None in checkpoints from before they were
+    recorded)."""
     saved, meta = _read_checkpoint(path)
     saved_config = json.loads(json.dumps(meta["config"], default=str))
     wanted = json.loads(json.dumps(config, default=str))
@@ -241,8 +395,17 @@ def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, d
             + "). Resume with the same options, or start afresh in another --out folder."
         )
     params = {k.removeprefix("params/"): v for k, v in saved.items() if k.startswith("params/")}
-    assign_params(model.params, params, source=str(path))
-    optimizer.load_state_dict(
-        {k.removeprefix("optim/"): v for k, v in saved.items() if k.startswith("optim/")}
-    )
-    return int(meta["epoch"]), meta["history"]
+    state = {k.removeprefix("optim/"): v for k, v in saved.items() if k.startswith("optim/")}
+    # assign_params and the optimizer each check everything before they change anything;
+    # the copy puts the parameters back if the optimizer then refuses its state.
+    before = {name: value.copy() for name, value in model.params.items()}
+    try:
+        assign_params(model.params, params, source=str(path))
+        optimizer.load_state_dict(state)
+    except (KeyError, ValueError, TypeError) as error:
+        assign_params(model.params, before, source="the parameters before loading")
+        message = error.args[0] if isinstance(error, KeyError) else error
+        raise CheckpointError(
+            f"{path} cannot be resumed ({message}). Delete it to train from the start."
+        ) from error
+    return meta["epoch"], meta["history"], meta.get("epochs")

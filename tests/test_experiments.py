@@ -6,6 +6,7 @@ They read the real MNIST files through $NPNET_DATA (CI sets it) and are skipped 
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import numpy as np
 import pytest
 
 from npnet.cli import Run
+from npnet.io import load_arrays, save_arrays
+from npnet.train import checkpoint_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_mnist = pytest.mark.skipif(
@@ -125,18 +128,32 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
     assert set(errors) == {"dae_clean_input", "dae_corrupted_input", "corrupted_input_itself",
                            "pca_16_components"}
     assert len(metrics["history"]["train_loss"]) == 1
+    assert set(metrics["files"]) == {"residuals_shared_scale.png", "residuals_own_scale.png",
+                                     "examples.png", "training_curves.png", "model.npz",
+                                     "checkpoint.npz"}
+    assert checkpoint_meta(out / "checkpoint.npz")["run_id"] == metrics["run_id"]
 
-    # Resuming with more epochs continues from the checkpoint instead of starting over.
+    # Resuming with more epochs continues from the checkpoint instead of starting over, and
+    # says that the cosine schedule then differs from a run that long from the start.
     again = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
                        "--resume", "--epochs", "2")
     assert again.returncode == 0, again.stderr
     assert "resumed from" in again.stdout
+    assert "trained as a 1-epoch run" in again.stdout
     resumed = json.loads((out / "metrics.json").read_text())
     # ... with the BLAS thread count the checkpoint was trained with.
     assert resumed["settings"]["blas_threads"] == metrics["settings"]["blas_threads"]
     assert "as the checkpoint was trained" in again.stdout
     assert resumed["history"]["train_loss"][0] == metrics["history"]["train_loss"][0]
     assert len(resumed["history"]["train_loss"]) == 2
+    assert resumed["run_id"] == metrics["run_id"]  # the same run, continued
+
+    # Fewer epochs than the checkpoint has done would train nothing: refused.
+    fewer = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
+                       "--resume", "--epochs", "1")
+    assert fewer.returncode == 1
+    assert "already trained 2 epochs" in fewer.stderr and "Traceback" not in fewer.stderr
+    assert json.loads((out / "metrics.json").read_text()) == resumed
 
 
 @needs_mnist
@@ -189,7 +206,7 @@ def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
                      "--blas-threads", "1")
     assert fast["environment"]["fast_path"] and not core["environment"]["fast_path"]
     for metrics in (fast, core):
-        for varying in ("wall_seconds", "settings", "environment"):
+        for varying in ("wall_seconds", "settings", "environment", "run_id"):
             del metrics[varying]
         del metrics["history"]["epoch_seconds"]
     assert fast == core
@@ -211,10 +228,111 @@ def test_blas_threads_auto_records_the_count_that_repeats_the_run(tmp_path):
     assert f"BLAS threads: {count} (" in result.stdout
     again = quick_run("dae_mnist.py", tmp_path / "again", "--blas-threads", str(count))
     for metrics in (auto, again):
-        for varying in ("wall_seconds", "settings", "environment"):
+        for varying in ("wall_seconds", "settings", "environment", "run_id"):
             del metrics[varying]
         del metrics["history"]["epoch_seconds"]
     assert auto == again
     saved = [np.load(tmp_path / run / "model.npz") for run in ("auto", "again")]
     for key in saved[1].files:
         np.testing.assert_array_equal(saved[0][key], saved[1][key])
+
+
+@needs_mnist
+@pytest.mark.parametrize("name,args,message", [
+    ("dae_mnist.py", ["--lr", "10"], "the model has collapsed"),
+    ("dae_mnist.py", ["--optimizer", "sgd", "--lr", "1000"], "the model has collapsed"),
+    ("vae_interp.py", ["--lr", "10"], "train_loss is .* it has exploded"),
+])
+def test_a_run_that_diverges_fails_and_writes_no_results(tmp_path, name, args, message):
+    out = tmp_path / "out"
+    result = run_script(name, "--quick", "--no-progress", "--epochs", "3", "--out", str(out),
+                        "--blas-threads", "1", *args)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training went wrong in epoch 1: ")
+    assert re.search(message, last) and "--lr" in last and "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []  # no model, checkpoint, figures or metrics
+
+
+@needs_mnist
+def test_a_used_out_is_kept_unless_told_and_a_damaged_checkpoint_overwrites_nothing(tmp_path):
+    out = tmp_path / "vae"
+    first = quick_run("vae_interp.py", out, "--latent", "2", "--blas-threads", "1")
+    finished = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    # Forgetting --resume: refused before anything runs, and the run is intact.
+    again = run_script("vae_interp.py", "--quick", "--out", str(out), "--epochs", "2")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "already holds a run" in again.stderr and "--resume" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == finished
+
+    # A checkpoint with NaN weights: --resume is refused naming it; nothing is overwritten.
+    saved = load_arrays(out / "checkpoint.npz")
+    saved["params/decoder.2.W"][0, 0] = np.nan
+    save_arrays(out / "checkpoint.npz", saved)
+    damaged = {path.name: path.read_bytes() for path in out.iterdir()}
+    resumed = run_script("vae_interp.py", "--quick", "--no-progress", "--out", str(out),
+                         "--latent", "2", "--resume", "--blas-threads", "1")
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    assert resumed.stderr.startswith(f"error: {out / 'checkpoint.npz'} cannot be resumed")
+    assert "NaN" in resumed.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == damaged
+
+    # --overwrite: a new run, whose files are all its own (no latent figures of the last).
+    second = quick_run("vae_interp.py", out, "--overwrite", "--blas-threads", "1")
+    assert second["run_id"] != first["run_id"]
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        [*second["files"], "metrics.json"])
+    assert not (out / "latent_scatter.png").exists()
+
+
+@needs_mnist
+def test_ctrl_c_while_the_figures_are_drawn_ends_with_one_line(tmp_path, capsys, monkeypatch):
+    module = load_experiment("dae_mnist.py")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.plotting, "image_grid_figure", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--quick", "--no-progress", "--blas-threads", "1", "--out", str(tmp_path)])
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and err.startswith("interrupted")
+    assert not (tmp_path / "metrics.json").exists()  # an unfinished run says so
+
+
+@needs_mnist
+@pytest.mark.parametrize("name,args", [("dae_mnist.py", ["--hidden", "100000000", "100"]),
+                                       ("vae_interp.py", ["--latent", "100000000"])])
+def test_a_model_too_large_for_memory_is_refused_before_it_is_allocated(tmp_path, name, args):
+    result = run_script(name, "--quick", "--no-progress", "--out", str(tmp_path), *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "GiB of memory is free; choose smaller --hidden" in result.stderr
+
+
+@needs_mnist
+def test_a_test_set_without_pairs_is_refused_before_training(tmp_path, monkeypatch):
+    """The VAE's figures need 10 pairs of test images of one digit and of two digits; a test
+    set that cannot give them is found before the training, not after it."""
+    vae = load_experiment("vae_interp.py")
+    real = vae.load_data
+    monkeypatch.setattr(vae, "load_data", lambda args: (*real(args)[:2], *(
+        array[:5] for array in real(args)[2:])))
+    with pytest.raises(SystemExit, match="cannot give the interpolation figures their pairs"):
+        vae.main(["--quick", "--no-progress", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "checkpoint.npz").exists()
+
+
+@needs_mnist
+def test_a_training_set_smaller_than_a_batch_is_refused(tmp_path, monkeypatch):
+    """As a modified data set loaded with --no-verify can be."""
+    import npnet.cli
+
+    real = npnet.cli.load_mnist
+    monkeypatch.setattr(npnet.cli, "load_mnist", lambda split, **kw: tuple(
+        array[:50] if split == "train" else array for array in real(split, **kw)))
+    with pytest.raises(SystemExit, match="fewer than one batch"):
+        load_experiment("dae_mnist.py").main(
+            ["--no-progress", "--batch-size", "64", "--out", str(tmp_path)])

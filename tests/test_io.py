@@ -6,7 +6,15 @@ import stat
 import numpy as np
 import pytest
 
-from npnet.io import atomic_write, load_params, read_json, save_params, write_json
+from npnet.io import (
+    atomic_write,
+    load_arrays,
+    load_params,
+    read_json,
+    remove_stale_temporaries,
+    save_params,
+    write_json,
+)
 from npnet.layers import Dense, ReLU, Sequential
 
 
@@ -75,3 +83,70 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
         f.write("new")
     assert target.read_text() == "new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_load_params_on_a_npy_file_says_what_it_is(tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"w\.npy holds one array \(a \.npy file\).*save_params"):
+        load_params(tmp_path / "w.npy", model(3, 0).params)
+
+
+def test_saving_to_a_folder_names_the_folder_not_a_temporary_file(tmp_path):
+    folder = tmp_path / "model.npz"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="model.npz is a directory") as error:
+        save_params(folder, model(3, 0).params)
+    assert ".tmp" not in str(error.value)
+    assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())
+
+
+def test_loading_a_folder_says_it_is_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        load_arrays(tmp_path)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.array([["a", "b", "c"]] * 4), "holds <U1 values, not numbers"),
+    (np.full((4, 3), np.nan), "holds NaN or infinite values"),
+])
+def test_loading_strings_or_nan_is_refused_and_changes_nothing(tmp_path, bad, message):
+    params = model(3, 0).params
+    np.savez(tmp_path / "m.npz", **{**params, "0.W": bad})
+    target = model(3, 1)
+    before = {k: v.copy() for k, v in target.params.items()}
+    with pytest.raises(ValueError, match=f"'0.W' {message}"):
+        load_params(tmp_path / "m.npz", target.params)
+    for name, value in target.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_lists_save_like_arrays_and_are_refused_as_the_arrays_to_load_into(tmp_path):
+    save_params(tmp_path / "m.npz", {"w": [[1.0, 2.0], [3.0, 4.0]]})
+    target = {"w": np.zeros((2, 2))}
+    load_params(tmp_path / "m.npz", target)
+    np.testing.assert_array_equal(target["w"], [[1, 2], [3, 4]])
+    with pytest.raises(TypeError, match="'w' is a list.*model.params"):
+        load_params(tmp_path / "m.npz", {"w": [[0.0, 0.0], [0.0, 0.0]]})
+    with pytest.raises(TypeError, match="'r' is not an array of numbers"):
+        save_params(tmp_path / "r.npz", {"r": [[1.0], [2.0, 3.0]]})
+
+
+def test_stale_temporaries_of_npnet_are_removed_and_nothing_else(tmp_path):
+    stale = [tmp_path / ".checkpoint.npz.k3j_x9ab.tmp", tmp_path / ".metrics.json.00000000.tmp"]
+    others = [tmp_path / ".notes.tmp", tmp_path / "checkpoint.npz", tmp_path / "a.tmp",
+              tmp_path / ".checkpoint.npz.short.tmp"]
+    for path in stale + others:
+        path.write_bytes(b"x")
+    (tmp_path / ".folder.npz.abcdefgh.tmp").mkdir()
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted([*others, tmp_path / ".folder.npz.abcdefgh.tmp"])
+
+
+def test_an_interrupted_atomic_write_leaves_a_temporary_that_the_cleanup_finds(tmp_path):
+    """What SIGKILL leaves (no except clause runs): the temporary's name fits the pattern."""
+    import tempfile
+
+    target = tmp_path / "checkpoint.npz"
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_path)
+    os.close(fd)
+    assert remove_stale_temporaries(tmp_path) == [tmp_path / os.path.basename(name)]

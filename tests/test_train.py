@@ -1,15 +1,22 @@
 """The training loop: it learns, it is reproducible, and resuming equals not stopping."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from npnet.autoencoder import DenoisingAutoencoder
+from npnet.io import load_arrays, save_arrays
 from npnet.optim import Adam
 from npnet.train import (
+    EXPLOSION_FACTOR,
     CheckpointError,
     CheckpointMismatch,
+    TrainingDiverged,
+    checkpoint_config,
+    checkpoint_meta,
     cosine_decay,
     fit,
     iterate_minibatches,
@@ -110,21 +117,25 @@ def test_divergence_is_reported():
 
 
 def test_a_non_finite_loss_stops_training_before_its_step_is_applied():
-    """One NaN pixel makes the first batch that holds it give a NaN loss and NaN gradients;
+    """A step that blows up gives a NaN loss and NaN gradients (here the 4th);
     fit must stop there with the parameters of the step before, all finite."""
     model, opt = model_and_optimizer()
-    x = X.copy()
-    x[50, 3] = np.nan
     steps = []
     train_step = model.train_step
 
     def recording_step(batch, rng):
         steps.append({k: v.copy() for k, v in model.params.items()})
-        return train_step(batch, rng)
+        losses = train_step(batch, rng)
+        if len(steps) == 4:
+            for grad in model.grads.values():
+                grad[...] = np.nan
+            losses["loss"] = float("nan")
+        return losses
 
     model.train_step = recording_step
     with pytest.raises(FloatingPointError, match="NaN or inf"):
-        fit(model, opt, x, epochs=2, batch_size=16, seed=0, progress=False, log=lambda _: None)
+        fit(model, opt, X, epochs=2, batch_size=16, seed=0, progress=False, log=lambda _: None)
+    assert len(steps) == 4
     for name, value in model.params.items():
         np.testing.assert_array_equal(value, steps[-1][name])
         assert np.all(np.isfinite(value))
@@ -201,3 +212,214 @@ def test_minibatches_from_a_generator_change_every_epoch():
     assert not np.array_equal(first, second)  # a Generator moves on: a new epoch, a new order
     with pytest.raises(ValueError, match="batch_size must be positive"):
         iterate_minibatches(10, 0, 0)
+
+
+# --- divergence: a run that went wrong stops, and its last good checkpoint is kept ----------
+
+
+def scaled_losses(model, factor_from_step, factor):
+    """Make ``model.train_step`` report losses ``factor`` times larger from the
+    ``factor_from_step``-th step on (counted from 1), as a run that blows up would."""
+    original, calls = model.train_step, {"n": 0}
+
+    def step(x, rng):
+        calls["n"] += 1
+        losses = original(x, rng)
+        return {k: v * (factor if calls["n"] >= factor_from_step else 1) for k, v in
+                losses.items()}
+
+    model.train_step = step
+
+
+def fit_quietly(model, opt, **kwargs):
+    kwargs = {"x_eval": X_EVAL, "epochs": 3, "batch_size": 16, "seed": 5, "progress": False,
+              "log": lambda _: None, **kwargs}
+    return fit(model, opt, X, **kwargs)
+
+
+def test_an_exploded_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    model, opt = model_and_optimizer()
+    scaled_losses(model, factor_from_step=7, factor=1e4)  # epoch 2 has 6 steps from step 7
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: train_loss.*exploded.*--lr"):
+        fit_quietly(model, opt, checkpoint=checkpoint)
+    assert checkpoint_meta(checkpoint)["epoch"] == 1
+    assert issubclass(TrainingDiverged, FloatingPointError)  # what the scripts catch
+
+
+def test_a_first_epoch_far_above_its_first_step_has_exploded():
+    model, opt = model_and_optimizer()
+    scaled_losses(model, factor_from_step=2, factor=1e4)
+    with pytest.raises(TrainingDiverged, match="epoch 1.*exploded"):
+        fit_quietly(model, opt)
+
+
+def test_a_loss_a_little_above_the_best_is_not_divergence():
+    model, opt = model_and_optimizer()
+    scaled_losses(model, factor_from_step=7, factor=EXPLOSION_FACTOR / 2)
+    fit_quietly(model, opt)  # a bad epoch, not a blow-up
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_evaluation_stops_training_and_is_not_checkpointed(tmp_path, value):
+    checkpoint = tmp_path / "ckpt.npz"
+    model, opt = model_and_optimizer()
+    evaluate, calls = model.evaluate, {"n": 0}
+
+    def evaluate_then_break(x, rng):
+        calls["n"] += 1
+        losses = evaluate(x, rng)
+        return {**losses, "mse_clean": value} if calls["n"] == 2 else losses
+
+    model.evaluate = evaluate_then_break
+    with pytest.raises(TrainingDiverged, match="epoch 2: test_mse_clean is (nan|inf), not finite"):
+        fit_quietly(model, opt, checkpoint=checkpoint)
+    assert checkpoint_meta(checkpoint)["epoch"] == 1
+    run(3, checkpoint=checkpoint, resume=True)  # the checkpoint kept is a good one
+
+
+def test_non_finite_parameters_are_never_checkpointed(tmp_path):
+    """A blow-up on the last step of an epoch: its loss was finite, its update was not."""
+    checkpoint = tmp_path / "ckpt.npz"
+    model, opt = model_and_optimizer()
+    model.evaluate = lambda x, rng: {"loss": 1.0}  # blind to the damage, as a bad metric is
+    step, calls = opt.step, {"n": 0}
+
+    def step_then_break(grads):
+        step(grads)
+        calls["n"] += 1
+        if calls["n"] == 12:  # the last step of epoch 2
+            model.params["encoder.0.W"][0, 0] = np.inf
+
+    opt.step = step_then_break
+    with pytest.raises(TrainingDiverged, match="encoder.0.W.*not finite"):
+        fit_quietly(model, opt, checkpoint=checkpoint)
+    assert checkpoint_meta(checkpoint)["epoch"] == 1
+
+
+def test_a_failed_model_check_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    model, opt = model_and_optimizer()
+    verdicts = iter([None, "every reconstruction is the same image"])
+    with pytest.raises(TrainingDiverged, match="epoch 2: every reconstruction is the same"):
+        fit_quietly(model, opt, checkpoint=checkpoint, check_model=lambda: next(verdicts))
+    assert checkpoint_meta(checkpoint)["epoch"] == 1
+
+
+def test_nan_in_the_evaluation_data_is_refused_before_training():
+    model, opt = model_and_optimizer()
+    model.train_step = None  # training must not start
+    x_eval = X_EVAL.copy()
+    x_eval[3, 4] = np.nan
+    with pytest.raises(ValueError, match="x_eval holds NaN or infinite values"):
+        fit_quietly(model, opt, x_eval=x_eval)
+
+
+@pytest.mark.parametrize("seed", [-1, None, 1.5, "3", True])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
+    model, opt = model_and_optimizer()
+    with pytest.raises((TypeError, ValueError), match="seed must be an integer >= 0"):
+        fit_quietly(model, opt, seed=seed)
+
+
+def test_lists_train_like_arrays():
+    model, opt = model_and_optimizer()
+    history = fit_quietly(model, opt, epochs=1, x_eval=X_EVAL.tolist())
+    assert np.isfinite(history["test_loss"][0])
+    model, opt = model_and_optimizer()
+    fit(model, opt, X.tolist(), epochs=1, batch_size=16, seed=0, progress=False)
+
+
+# --- checkpoints are checked when loaded ----------------------------------------------------
+
+
+def damage_checkpoint(path, how):
+    """Rewrite the checkpoint at ``path`` damaged in one way (as by hand or by a blow-up)."""
+    saved = load_arrays(path)
+    meta = json.loads(str(saved["meta"]))
+    if how == "nan weights":
+        saved["params/encoder.0.W"][2, 3] = np.nan
+    elif how == "inf optimizer state":
+        saved["optim/v/decoder.2.b"][0] = np.inf
+    elif how == "string weights":
+        saved["params/encoder.0.b"] = np.array(["x"] * len(saved["params/encoder.0.b"]))
+    elif how == "wrong optimizer-state shape":
+        saved["optim/m/encoder.0.W"] = saved["optim/m/encoder.0.W"][:, :2]
+    elif how == "missing steps":
+        del saved["optim/steps"]
+    elif how == "negative steps":
+        saved["optim/steps"] = np.array(-4)
+    elif how.startswith("epoch "):
+        meta["epoch"] = json.loads(how.removeprefix("epoch "))
+    elif how == "history as a list":
+        meta["history"] = [1.0, 2.0]
+    elif how == "history of numbers":
+        meta["history"] = {"train_loss": 0.5}
+    elif how == "history of another length":
+        meta["history"]["train_loss"].append(0.5)
+    elif how == "nan in the history":
+        meta["history"]["test_loss"][0] = float("nan")
+    saved["meta"] = np.array(json.dumps(meta))
+    save_arrays(path, saved)
+
+
+@pytest.mark.parametrize("how", [
+    "nan weights", "inf optimizer state", "string weights", "wrong optimizer-state shape",
+    "missing steps", "negative steps", "epoch -3", 'epoch "two"', "epoch 1.5", "epoch true",
+    "history as a list", "history of numbers", "history of another length",
+    "nan in the history",
+])
+def test_a_damaged_checkpoint_is_refused_naming_it_and_changes_nothing(tmp_path, how):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint)
+    damage_checkpoint(checkpoint, how)
+    damaged = checkpoint.read_bytes()
+    model, opt = model_and_optimizer()
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(CheckpointError, match=f"{checkpoint}.*cannot be resumed"):
+        fit_quietly(model, opt, checkpoint=checkpoint, resume=True)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, before[name])
+    assert opt.steps == 0 and not opt.state
+    assert checkpoint.read_bytes() == damaged
+
+
+def test_a_checkpoint_that_is_a_folder_is_a_clear_error(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    checkpoint.mkdir()
+    with pytest.raises(CheckpointError, match="is a directory"):
+        run(1, checkpoint=checkpoint, resume=True)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        checkpoint_config(checkpoint)
+
+
+# --- --epochs on resume -------------------------------------------------------------------
+
+
+def test_resuming_with_fewer_epochs_than_the_checkpoint_has_done_is_refused(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(3, checkpoint=checkpoint)
+    with pytest.raises(CheckpointMismatch, match="already trained 3 epochs.*epochs=1"):
+        run(1, checkpoint=checkpoint, resume=True)
+    _, history = run(3, checkpoint=checkpoint, resume=True)  # as many: nothing more to train
+    assert len(history["train_loss"]) == 3
+
+
+def test_training_further_under_a_schedule_says_that_it_is_not_a_longer_run(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(2, checkpoint=checkpoint, lr_schedule=cosine_decay)
+    lines = []
+    _, history = run(3, checkpoint=checkpoint, resume=True, lr_schedule=cosine_decay,
+                     log=lines.append)
+    assert len(history["train_loss"]) == 3
+    assert any("trained as a 2-epoch run" in line and "not the same as a 3-epoch run" in line
+               for line in lines), lines
+    lines.clear()
+    run(3, checkpoint=checkpoint, resume=True, lr_schedule=cosine_decay, log=lines.append)
+    assert not any("-epoch run" in line for line in lines)  # the same run, continued
+
+
+def test_the_checkpoint_records_the_run_id(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint, run_id="0-20250101T000000-abc123")
+    assert checkpoint_meta(checkpoint)["run_id"] == "0-20250101T000000-abc123"

@@ -1,0 +1,117 @@
+"""What both experiment scripts share (npnet/cli.py): an --out folder is never clobbered by
+mistake, and Ctrl-C at any moment ends a script with one line. These build a ``Run`` or call
+a script's ``main`` in this process, without MNIST; test_experiments.py runs the scripts."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from npnet.cli import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_experiment(name):
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "experiments" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def start(out, *argv, name="dae_mnist.py"):
+    """A Run of ``name`` into ``out``, as the script starts one (options checked, folder
+    prepared)."""
+    args, parser = load_experiment(name).parse_args(["--quick", "--out", str(out), *argv])
+    return Run(args, parser)
+
+
+def refused(capsys, out, *argv):
+    """The message with which starting a run is refused (exit status 2, as a bad option)."""
+    with pytest.raises(SystemExit) as exit_:
+        start(out, *argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+@pytest.mark.parametrize("out", ["", "  "])
+def test_an_empty_out_is_refused(capsys, name, out):
+    with pytest.raises(SystemExit) as exit_:
+        load_experiment(name).parse_args(["--out", out])
+    assert exit_.value.code == 2
+    assert "--out: must name a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("existing", ["checkpoint.npz", "model.npz", "metrics.json"])
+def test_a_folder_that_holds_a_run_is_refused_without_resume_or_overwrite(
+        tmp_path, capsys, existing):
+    (tmp_path / existing).write_text("the last run")
+    message = refused(capsys, tmp_path)
+    assert f"already holds a run ({existing})" in message
+    assert "--resume" in message and "--overwrite" in message
+    assert (tmp_path / existing).read_text() == "the last run"
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys):
+    message = refused(capsys, tmp_path, "--resume", "--overwrite")
+    assert "not allowed with argument" in message
+
+
+def test_resume_without_a_checkpoint_beside_a_finished_run_is_refused(tmp_path, capsys):
+    (tmp_path / "model.npz").write_text("a finished run's model")
+    message = refused(capsys, tmp_path, "--resume")
+    assert "no checkpoint.npz to resume" in message and "--overwrite" in message
+    assert (tmp_path / "model.npz").read_text() == "a finished run's model"
+
+
+def test_overwrite_removes_the_previous_run_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("checkpoint.npz", "model.npz", "figure.png", "unlisted.png", "notes.txt"):
+        (out / name).write_text("old")
+    (tmp_path / "outside.png").write_text("not in --out")
+    listed = ["figure.png", "../outside.png", "model.npz", "gone.png"]
+    (out / "metrics.json").write_text(json.dumps({"files": listed}))
+    run = start(out, "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "unlisted.png"]
+    assert (tmp_path / "outside.png").exists()
+    assert run.run_id.startswith("0-")
+
+
+def test_starting_a_run_removes_the_temporaries_of_a_killed_save(tmp_path, capsys):
+    stale = [tmp_path / ".checkpoint.npz.ab12cd_e.tmp", tmp_path / ".metrics.json.zzzzzzzz.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    (tmp_path / "mine.tmp").write_text("not npnet's")
+    start(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.tmp"]
+    assert "removed 2 temporary files" in capsys.readouterr().out
+
+
+def test_every_run_has_its_own_id(tmp_path):
+    first, second = start(tmp_path / "a", "--seed", "3"), start(tmp_path / "b", "--seed", "3")
+    assert first.run_id.startswith("3-") and first.run_id != second.run_id
+
+
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+def test_ctrl_c_while_the_data_loads_ends_with_one_line(tmp_path, capsys, monkeypatch, name):
+    module = load_experiment(name)
+
+    def load_data(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "load_data", load_data)
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--quick", "--out", str(tmp_path)])
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "interrupted" in err
+
+
+@pytest.mark.parametrize("argv", [[], ["--resume"], ["--overwrite"]])
+def test_a_checkpoint_that_is_a_folder_is_refused_before_anything_runs(tmp_path, capsys, argv):
+    (tmp_path / "checkpoint.npz").mkdir()
+    assert "checkpoint.npz is not a file" in refused(capsys, tmp_path, *argv)
+    assert (tmp_path / "checkpoint.npz").is_dir()
