@@ -417,7 +417,7 @@ class Run:
         """Save a figure as ``--out``/name, listed in the summary under ``description``."""
         from .plotting import save_figure  # matplotlib, only once there are figures
 
-        save_figure(fig, self.wrote(description, self.args.out / name))
+        save_figure(fig, self.wrote(description, self.args.out / name), run_id=self.run_id)
 
     def finish(self, metrics: dict, headline: str) -> None:
         """Write metrics.json (``metrics`` plus the history, wall time, settings and

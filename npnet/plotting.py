@@ -183,14 +183,17 @@ def _add_caption(fig: Figure, caption: str | None) -> None:
         )
 
 
-def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` atomically, in the format of its suffix (PNG by default)."""
+def save_figure(fig: Figure, path: str | os.PathLike, run_id: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` atomically, in the format of its suffix (PNG by default).
+    ``run_id`` is written into a PNG as the text entry "npnet run", so that a figure says
+    which run drew it."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in SAVE_FORMATS:
         raise ValueError(f"save_figure: cannot write {path.name!r}; use one of {SAVE_FORMATS}")
+    metadata = {"npnet run": run_id} if run_id is not None and fmt == "png" else None
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format=fmt, dpi=DPI, bbox_inches="tight")
+        fig.savefig(f, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     return path
 
 

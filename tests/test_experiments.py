@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from npnet.cli import Run
@@ -122,6 +123,8 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
     for name in ("residuals_shared_scale.png", "residuals_own_scale.png", "examples.png",
                  "training_curves.png", "model.npz", "checkpoint.npz"):
         assert (out / name).stat().st_size > 0, name
+    with PIL.Image.open(out / "examples.png") as figure:  # a figure names the run that drew it
+        assert figure.text["npnet run"] == metrics["run_id"]
     ratios = metrics["residual_pca"]["explained_variance_ratio"]
     assert len(ratios) == 5 and ratios == sorted(ratios, reverse=True) and sum(ratios) < 1
     errors = metrics["test_squared_error_per_image"]
