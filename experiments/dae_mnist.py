@@ -12,7 +12,18 @@ own scale), examples.png, training_curves.png, metrics.json, model.npz, checkpoi
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+
+
+def interrupted_while_starting(signum, frame):
+    print("\ninterrupted (Ctrl-C) while starting", file=sys.stderr)
+    sys.exit(130)
+
+
+# Ctrl-C while the modules below load ends the script quietly too; exits_cleanly takes over
+# once main runs. (The imports below come after this line on purpose.)
+signal.signal(signal.SIGINT, interrupted_while_starting)
 
 import numpy as np
 

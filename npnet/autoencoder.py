@@ -21,6 +21,8 @@ leave ``x`` untouched.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -81,7 +83,10 @@ def corrupt(
             f"corrupt needs floating-point pixels in [0, 1], got dtype {x.dtype}; scale "
             "0-255 pixels with x / 255 (npnet.data.load_mnist does)"
         )
-    if not level >= 0 or (kind != "gaussian" and level > 1):
+    if isinstance(level, bool) or not isinstance(level, numbers.Real):
+        raise TypeError(f"noise level must be a number, got {level!r} of type "
+                        f"{type(level).__name__}")
+    if not 0 <= level < math.inf or (kind != "gaussian" and level > 1):
         raise ValueError(
             f"noise level for {kind!r} must be "
             + ("a standard deviation >= 0" if kind == "gaussian" else "a probability in [0, 1]")

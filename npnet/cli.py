@@ -19,8 +19,10 @@ import functools
 import os
 import platform
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -44,18 +46,46 @@ QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json")  # what every run writes
 
 
+_interrupted = False  # Ctrl-C was pressed (exits_cleanly's handler)
+
+
+def _on_ctrl_c(signum, frame):
+    """Remember Ctrl-C, then raise KeyboardInterrupt as Python's own handler does. Where
+    Python swallows the exception (in a callback of a garbage-collected object, as matplotlib
+    has), the flag still stops the run at its next figure (:meth:`Run.figure`)."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _unraisable_hook(unraisable):
+    """Python's hook for exceptions it cannot raise, quiet about Ctrl-C: ``_interrupted``
+    carries that one to the next figure."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 def exits_cleanly(main):
     """Decorate a script's ``main(argv=None)``: Ctrl-C at any moment (loading the data,
     training, drawing the figures) ends it with one line and exit status 130."""
 
     @functools.wraps(main)
     def main_without_traceback(argv=None):
+        global _interrupted
+        _interrupted, previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+        hook, sys.unraisablehook = sys.unraisablehook, _unraisable_hook
         try:
             return main(argv)
         except KeyboardInterrupt:
             print("\ninterrupted (Ctrl-C); every file written so far is whole: rerun with "
                   "--resume to finish the run", file=sys.stderr)
             sys.exit(130)
+        finally:
+            sys.unraisablehook = hook
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     return main_without_traceback
 
@@ -417,11 +447,15 @@ class Run:
         """Save a figure as ``--out``/name, listed in the summary under ``description``."""
         from .plotting import save_figure  # matplotlib, only once there are figures
 
+        if _interrupted:  # a Ctrl-C that a callback swallowed while the last figure closed
+            raise KeyboardInterrupt
         save_figure(fig, self.wrote(description, self.args.out / name), run_id=self.run_id)
 
     def finish(self, metrics: dict, headline: str) -> None:
         """Write metrics.json (``metrics`` plus the history, wall time, settings and
         environment), then print the headline, the wall time and every file written."""
+        if _interrupted:
+            raise KeyboardInterrupt
         metrics = {"run_id": self.run_id, **metrics, "history": self.history,
                    "wall_seconds": self.seconds, "settings": self.settings(),
                    "environment": self.environment(),

@@ -140,6 +140,11 @@ class Optimizer(ABC):
                     f"gradient {name!r} is an array of {grad.dtype}: gradients must be real "
                     "numbers (a cast would drop an imaginary part)"
                 )
+            if not param.flags.writeable:  # made read-only since: refuse before any update
+                raise ValueError(
+                    f"parameter {name!r} has become read-only, but the optimizer updates it in "
+                    "place; make it writeable again (param.flags.writeable = True)"
+                )
             # The compiled update walks the flat arrays by the parameter's size: a smaller
             # gradient would be read past its end, and NumPy would broadcast a (1, D) one.
             if grad.shape != param.shape:

@@ -54,6 +54,9 @@ computed exactly rather than sampled:
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .autoencoder import EncoderDecoder, in_batches
@@ -197,8 +200,10 @@ class Reparameterize(Layer):
         name: str | None = None,
     ):
         super().__init__(name)
-        if not beta >= 0:
-            raise ValueError(f"beta (the KL weight) must be >= 0, got {beta}")
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"beta (the KL weight) must be a number, got {beta!r}")
+        if not 0 <= beta < math.inf:
+            raise ValueError(f"beta (the KL weight) must be a finite number >= 0, got {beta}")
         self.beta = float(beta)
         self.rng = np.random.default_rng(rng)
         self.kl: float | None = None

@@ -119,3 +119,10 @@ def test_complex_images_are_refused_not_cut_to_their_real_part():
     for method in (model.forward, model.reconstruct, model.encode):
         with pytest.raises(TypeError, match="real numbers.*complex64"):
             method(complex_images)
+
+
+@pytest.mark.parametrize("level,error", [("0.3", TypeError), (None, TypeError),
+                                         (float("inf"), ValueError)])
+def test_noise_level_must_be_a_number(level, error):
+    with pytest.raises(error, match="noise level"):
+        DenoisingAutoencoder(16, (8,), 2, noise_level=level, rng=0)

@@ -240,3 +240,24 @@ def test_lists_and_integer_arrays_are_refused_as_parameters_or_gradients(cls, kw
         with pytest.raises(TypeError, match=match):
             opt.step(grads)
     assert opt.steps == 0 and w.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_parameters_made_read_only_after_building_are_refused_before_any_update(fast_path):
+    """The check at construction cannot see a later ``flags.writeable = False``; the step
+    refuses it before it changes anything (m and v included, in the fast path's loop too)."""
+    from npnet import fast
+    from npnet.autoencoder import DenoisingAutoencoder
+
+    model = DenoisingAutoencoder(16, (8,), 2, rng=0)
+    optimizer = Adam(model.params)
+    if fast_path:
+        fast.enable(model, optimizer, blas_threads=None)
+    model.train_step(np.full((4, 16), 0.5, np.float32), 0)
+    optimizer.step(model.grads)
+    before = {k: v.copy() for k, v in optimizer.state_dict().items()}
+    next(iter(model.params.values())).flags.writeable = False
+    with pytest.raises(ValueError, match="has become read-only"):
+        optimizer.step(model.grads)
+    for key, value in optimizer.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])

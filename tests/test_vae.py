@@ -396,3 +396,10 @@ def test_complex_input_is_refused_not_cut_to_its_real_part():
     for method, width in ((model.forward, 10), (model.encode, 10), (model.decode, 2)):
         with pytest.raises(TypeError, match="real numbers.*complex128"):
             method(np.full((4, width), 0.5 + 0j))
+
+
+@pytest.mark.parametrize("beta,error", [("1", TypeError), (None, TypeError), (True, TypeError),
+                                        (float("inf"), ValueError), (-0.5, ValueError)])
+def test_beta_must_be_a_finite_number_at_least_zero(beta, error):
+    with pytest.raises(error, match="beta"):
+        VAE(16, (8,), 2, beta=beta, rng=0)
