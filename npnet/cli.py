@@ -15,6 +15,7 @@ run, and a file that metrics.json does not list is not from that run.
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import platform
@@ -47,6 +48,9 @@ RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json")  # what every run wr
 
 
 _interrupted = False  # Ctrl-C was pressed (exits_cleanly's handler)
+# A disk or quota that is full, a file too large, a read-only file system: the run cannot go
+# on, and exits_cleanly says so in one line.
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _on_ctrl_c(signum, frame):
@@ -82,6 +86,12 @@ def exits_cleanly(main):
             print("\ninterrupted (Ctrl-C); every file written so far is whole: rerun with "
                   "--resume to finish the run", file=sys.stderr)
             sys.exit(130)
+        except OSError as error:
+            if error.errno not in WRITE_ERRORS:
+                raise
+            sys.exit(f"error: cannot write {error.filename or 'a file'}: {error.strerror}. "
+                     "Every file written before is whole (npnet writes atomically); free "
+                     "some space or give another --out, then rerun with --resume")
         finally:
             sys.unraisablehook = hook
             if previous is not None:

@@ -4,6 +4,7 @@ a script's ``main`` in this process, without MNIST; test_experiments.py runs the
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,24 @@ def test_a_checkpoint_that_is_a_folder_is_refused_before_anything_runs(tmp_path,
     (tmp_path / "checkpoint.npz").mkdir()
     assert "checkpoint.npz is not a file" in refused(capsys, tmp_path, *argv)
     assert (tmp_path / "checkpoint.npz").is_dir()
+
+
+@pytest.mark.skipif(not os.environ.get("NPNET_DATA"), reason="set NPNET_DATA to the MNIST files")
+def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(
+        tmp_path, monkeypatch):
+    import errno
+
+    import npnet.train
+
+    module = load_experiment("dae_mnist.py")
+    module.main(["--quick", "--no-progress", "--blas-threads", "1", "--out", str(tmp_path)])
+    checkpoint = (tmp_path / "checkpoint.npz").read_bytes()
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(npnet.train, "save_arrays", disk_full)
+    with pytest.raises(SystemExit, match="cannot write .*checkpoint.npz: No space left"):
+        module.main(["--quick", "--no-progress", "--blas-threads", "1", "--resume",
+                     "--epochs", "2", "--out", str(tmp_path)])
+    assert (tmp_path / "checkpoint.npz").read_bytes() == checkpoint
