@@ -62,7 +62,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_train import BLAS_SPIN_S, blas_info, torch_stepper
+from bench_train import BLAS_SPIN_S, blas_info, torch_stepper, torch_vae
 
 IMAGE_PIXELS = 784
 MODELS = {
@@ -121,21 +121,7 @@ def torch_b20_stepper(seed: int):
     from torch import nn
 
     torch.manual_seed(seed)
-    latent = 50
-    encoder = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(),
-                            nn.Linear(200, 2 * latent))
-    decoder = nn.Sequential(nn.Linear(latent, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(),
-                            nn.Linear(200, 784))
-    net = nn.ModuleList([encoder, decoder])
-
-    def loss_of(x):
-        mu, logvar = encoder(x).chunk(2, dim=1)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        recon = nn.functional.binary_cross_entropy_with_logits(
-            decoder(z), x, reduction="sum"
-        ) / x.shape[0]
-        kl = -0.5 * torch.sum(1 + logvar - mu * mu - logvar.exp()) / x.shape[0]
-        return recon + kl
+    net, loss_of = torch_vae((200, 200), 50, nn.Tanh)
 
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     n_params = sum(p.numel() for p in net.parameters())

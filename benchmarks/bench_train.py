@@ -181,23 +181,7 @@ def torch_stepper(name: str, seed: int, adam_impl: str):
             noisy = (x + 0.3 * torch.randn_like(x)).clamp_(0.0, 1.0)
             return nn.functional.mse_loss(net(noisy), x, reduction="sum") / x.shape[0]
     else:
-        # 784-512-256 encoder, a head for (mu, logvar), 20-256-512-784 decoder to logits;
-        # BCE-with-logits summed over pixels + KL, both averaged over the batch.
-        latent = 20
-        encoder = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                                nn.Linear(256, 2 * latent))
-        decoder = nn.Sequential(nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 512),
-                                nn.ReLU(), nn.Linear(512, 784))
-        net = nn.ModuleList([encoder, decoder])
-
-        def loss_of(x):
-            mu, logvar = encoder(x).chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            recon = nn.functional.binary_cross_entropy_with_logits(
-                decoder(z), x, reduction="sum"
-            ) / x.shape[0]
-            kl = -0.5 * torch.sum(1 + logvar - mu * mu - logvar.exp()) / x.shape[0]
-            return recon + kl
+        net, loss_of = torch_vae((512, 256), 20, nn.ReLU)
 
     options = {"foreach": None, "fused": None}
     if adam_impl in ("foreach", "fused"):
@@ -213,6 +197,34 @@ def torch_stepper(name: str, seed: int, adam_impl: str):
         optimizer.step()
 
     return step, n_params
+
+
+def torch_vae(hidden: tuple[int, ...], latent: int, activation):
+    """(module, loss function) of npnet's VAE in PyTorch: a 784-hidden-2J encoder head for
+    (mu, logvar), a J-reversed(hidden)-784 decoder to logits; BCE-with-logits summed over
+    pixels + KL, both averaged over the batch."""
+    import torch
+    from torch import nn
+
+    def chain(widths):
+        layers = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers += [nn.Linear(a, b)] + ([activation()] if i < len(widths) - 2 else [])
+        return nn.Sequential(*layers)
+
+    encoder = chain([784, *hidden, 2 * latent])
+    decoder = chain([latent, *reversed(hidden), 784])
+
+    def loss_of(x):
+        mu, logvar = encoder(x).chunk(2, dim=1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        recon = nn.functional.binary_cross_entropy_with_logits(
+            decoder(z), x, reduction="sum"
+        ) / x.shape[0]
+        kl = -0.5 * torch.sum(1 + logvar - mu * mu - logvar.exp()) / x.shape[0]
+        return recon + kl
+
+    return nn.ModuleList([encoder, decoder]), loss_of
 
 
 # --------------------------------------------------------------------------------------------

@@ -199,6 +199,18 @@ def test_vae_quick_run_writes_both_interpolation_figures_and_pairs(tmp_path):
     assert all(a != b for a, b in same["test_indices"])
 
 
+def assert_same_results(first: dict, second: dict, first_out: Path, second_out: Path):
+    """Two runs' metrics (but what varies from run to run) and model.npz, bit for bit."""
+    for metrics in (first, second):
+        for varying in ("wall_seconds", "settings", "environment", "run_id"):
+            del metrics[varying]
+        del metrics["history"]["epoch_seconds"]
+    assert first == second
+    saved = [np.load(out / "model.npz") for out in (first_out, second_out)]
+    for key in saved[1].files:
+        np.testing.assert_array_equal(saved[0][key], saved[1][key])
+
+
 @needs_mnist
 @pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
 def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
@@ -208,14 +220,7 @@ def test_no_fast_gives_the_same_numbers_and_models(tmp_path, name):
     core = quick_run(name, tmp_path / "core", "--epochs", "2", "--no-fast",
                      "--blas-threads", "1")
     assert fast["environment"]["fast_path"] and not core["environment"]["fast_path"]
-    for metrics in (fast, core):
-        for varying in ("wall_seconds", "settings", "environment", "run_id"):
-            del metrics[varying]
-        del metrics["history"]["epoch_seconds"]
-    assert fast == core
-    saved = [np.load(tmp_path / run / "model.npz") for run in ("fast", "core")]
-    for key in saved[1].files:
-        np.testing.assert_array_equal(saved[0][key], saved[1][key])
+    assert_same_results(fast, core, tmp_path / "fast", tmp_path / "core")
 
 
 @needs_mnist
@@ -230,14 +235,7 @@ def test_blas_threads_auto_records_the_count_that_repeats_the_run(tmp_path):
     assert isinstance(count, int) and count >= 1
     assert f"BLAS threads: {count} (" in result.stdout
     again = quick_run("dae_mnist.py", tmp_path / "again", "--blas-threads", str(count))
-    for metrics in (auto, again):
-        for varying in ("wall_seconds", "settings", "environment", "run_id"):
-            del metrics[varying]
-        del metrics["history"]["epoch_seconds"]
-    assert auto == again
-    saved = [np.load(tmp_path / run / "model.npz") for run in ("auto", "again")]
-    for key in saved[1].files:
-        np.testing.assert_array_equal(saved[0][key], saved[1][key])
+    assert_same_results(auto, again, tmp_path / "auto", tmp_path / "again")
 
 
 @needs_mnist
