@@ -34,10 +34,12 @@ from npnet.cli import (
     Run,
     add_common_arguments,
     check_model_fits,
+    describe_arch,
     exits_cleanly,
     load_data,
     make_optimizer,
     positive_int,
+    resolve_arch,
 )
 from npnet.losses import squared_error_per_image
 
@@ -67,14 +69,19 @@ def parse_args(argv=None):
                        "of the residuals along it (pixel units, like the mean, so that figure "
                        "A's shared scale compares like with like), or as a unit vector")
     args = parser.parse_args(argv)
+    resolve_arch(args, parser)
     gaussian = args.noise == "gaussian"  # a standard deviation; the others, a probability
     if not 0 <= args.noise_level <= (sys.float_info.max if gaussian else 1):  # nan, inf: no
         kind = "a standard deviation >= 0" if gaussian else "a probability in [0, 1]"
         parser.error(f"--noise-level for --noise {args.noise} must be {kind}, "
                      f"got {args.noise_level}")
-    if len(args.hidden) < 2:
+    if args.arch == "dense" and len(args.hidden) < 2:
         parser.error("--hidden needs at least two widths: with the code layer, that makes the "
                      "three layers per side the assignment asks for")
+    if args.arch == "conv" and len(args.channels) + len(args.hidden) < 2:
+        parser.error("--arch conv needs at least two --channels (or one and a --hidden width): "
+                     "with the code layer, that makes the three layers per side the "
+                     "assignment asks for")
     return args, parser
 
 
@@ -96,14 +103,13 @@ def main(argv=None) -> None:
     run = Run(args, parser)
     x_train, _, x_test, _ = load_data(args)
 
-    encoder = [x_train.shape[1], *args.hidden, args.code]
-    check_model_fits([encoder, encoder[::-1]], args.batch_size)
+    check_model_fits(args, x_train.shape[1], args.code, args.code)
     model = DenoisingAutoencoder(
         x_train.shape[1], args.hidden, args.code, noise=args.noise,
-        noise_level=args.noise_level, rng=args.seed,
+        noise_level=args.noise_level, rng=args.seed, arch=args.arch, channels=args.channels,
     )
     optimizer = make_optimizer(args, model.params, DEFAULT_LR)
-    print(f"DAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.code} "
+    print(f"DAE {describe_arch(args, x_train.shape[1], args.code)} "
           f"({args.noise} noise {args.noise_level}), {args.optimizer} lr {args.lr}, "
           f"{len(x_train)} training images")
     history = run.train(model, optimizer, x_train, x_test,

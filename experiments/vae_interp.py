@@ -35,10 +35,12 @@ from npnet.cli import (
     Run,
     add_common_arguments,
     check_model_fits,
+    describe_arch,
     exits_cleanly,
     load_data,
     make_optimizer,
     positive_int,
+    resolve_arch,
 )
 from npnet.vae import VAE
 
@@ -59,6 +61,7 @@ def parse_args(argv=None):
     model.add_argument("--beta", type=float, default=1.0,
                        help="weight of the KL term (1 = the ELBO)")
     args = parser.parse_args(argv)
+    resolve_arch(args, parser)
     if not 0 <= args.beta < float("inf"):
         parser.error(f"--beta must be a number >= 0, got {args.beta}")
     return args, parser
@@ -111,11 +114,11 @@ def main(argv=None) -> None:
     x_train, _, x_test, y_test = load_data(args)
 
     pixels = x_train.shape[1]
-    check_model_fits([[pixels, *args.hidden, 2 * args.latent],
-                      [args.latent, *args.hidden[::-1], pixels]], args.batch_size)
-    model = VAE(pixels, tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed)
+    check_model_fits(args, pixels, 2 * args.latent, args.latent)
+    model = VAE(pixels, tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed,
+                arch=args.arch, channels=args.channels)
     optimizer = make_optimizer(args, model.params, DEFAULT_LR)
-    print(f"VAE {x_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
+    print(f"VAE {describe_arch(args, pixels, args.latent)} "
           f"(beta {args.beta}), {args.optimizer} lr {args.lr}, {len(x_train)} training images")
     same, different = (figure_pairs(y_test, args.seed, same_label) for same_label in (True, False))
     history = run.train(model, optimizer, x_train, x_test)

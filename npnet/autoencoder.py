@@ -27,10 +27,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .conv import conv_decoder, conv_encoder
 from .layers import Sequential, layer_width, layer_widths, mlp
 from .losses import mse_loss, squared_error_per_image
 
-__all__ = ["CORRUPTIONS", "corrupt", "in_batches", "EncoderDecoder", "DenoisingAutoencoder"]
+__all__ = ["CORRUPTIONS", "ARCHITECTURES", "corrupt", "in_batches", "encoder_and_decoder",
+           "EncoderDecoder", "DenoisingAutoencoder"]
+
+ARCHITECTURES = ("dense", "conv")
 
 
 def gaussian_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -108,6 +112,50 @@ def in_batches(function: Callable, x: np.ndarray, batch_size: int = 2000) -> np.
     return np.concatenate([function(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def encoder_and_decoder(
+    arch: str,
+    input_dim: int,
+    hidden: tuple[int, ...] | None,
+    encoder_out: int,
+    decoder_in: int,
+    activation: str = "relu",
+    output_activation: str | None = None,
+    channels: tuple[int, ...] = (32, 64),
+    default_hidden: tuple[int, ...] = (),
+    rng: np.random.Generator | int | None = None,
+    dtype=np.float32,
+) -> tuple[Sequential, Sequential]:
+    """The encoder and decoder (Sequential) of an autoencoder, dense or convolutional.
+
+    ``arch="dense"``: :func:`npnet.layers.mlp` chains, widths
+    ``[input_dim, *hidden, encoder_out]`` and ``[decoder_in, *reversed(hidden), input_dim]``
+    (``hidden=None`` means ``default_hidden``).
+    ``arch="conv"``: :func:`npnet.conv.conv_encoder` and :func:`npnet.conv.conv_decoder` with
+    ``channels`` (3 x 3 kernels, stride 2) and Dense layers of widths ``hidden`` between the
+    feature maps and the code (``hidden=None`` means none). Both draw the encoder's weights
+    from ``rng`` first, then the decoder's.
+
+    Tested by: tests/test_conv.py::test_conv_autoencoder_shapes_and_gradients,
+    tests/test_autoencoder.py::test_dae_loss_gradients
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCHITECTURES)}")
+    rng = np.random.default_rng(rng)
+    if arch == "dense":
+        widths = layer_widths(default_hidden if hidden is None else hidden, "hidden")
+        encoder = mlp([input_dim, *widths, encoder_out], activation, None, rng=rng,
+                      dtype=dtype, name="encoder")
+        decoder = mlp([decoder_in, *reversed(widths), input_dim], activation,
+                      output_activation, rng=rng, dtype=dtype, name="decoder")
+        return encoder, decoder
+    hidden = () if hidden is None else hidden
+    encoder = conv_encoder(input_dim, channels, hidden, encoder_out, activation, rng=rng,
+                           dtype=dtype, name="encoder")
+    decoder = conv_decoder(decoder_in, channels, hidden, input_dim, activation,
+                           output_activation, rng=rng, dtype=dtype, name="decoder")
+    return encoder, decoder
+
+
 class EncoderDecoder:
     """What every npnet autoencoder has: an ``encoder`` and a ``decoder`` (Sequential).
 
@@ -153,16 +201,22 @@ class EncoderDecoder:
 
 
 class DenoisingAutoencoder(EncoderDecoder):
-    """Encoder and decoder MLPs trained to undo a corruption of their input.
+    """Encoder and decoder trained to undo a corruption of their input.
 
     Parameters
     ----------
     input_dim : int
         D, pixels per image (784 for MNIST).
-    hidden : tuple of int
-        Encoder hidden widths, outermost first; the decoder mirrors them.
+    hidden : tuple of int, optional
+        Encoder hidden Dense widths, outermost first; the decoder mirrors them. Default
+        (512, 128) for ``arch="dense"``, none for ``arch="conv"``.
     code : int
         Width of the code (bottleneck).
+    arch : {"dense", "conv"}
+        Dense layers only (module docstring), or convolutions first
+        (:func:`encoder_and_decoder`): 784 -> 14x14x32 -> 7x7x64 -> 16 and back.
+    channels : tuple of int
+        The convolutions' output channels, encoder order (``arch="conv"`` only).
     noise, noise_level : str, float
         Corruption applied during training (:func:`corrupt`).
     rng : numpy.random.Generator or int or None
@@ -181,27 +235,24 @@ class DenoisingAutoencoder(EncoderDecoder):
     def __init__(
         self,
         input_dim: int = 784,
-        hidden: tuple[int, ...] = (512, 128),
+        hidden: tuple[int, ...] | None = None,
         code: int = 16,
         activation: str = "relu",
         noise: str = "gaussian",
         noise_level: float = 0.3,
         rng: np.random.Generator | int | None = None,
         dtype=np.float32,
+        arch: str = "dense",
+        channels: tuple[int, ...] = (32, 64),
     ):
-        rng = np.random.default_rng(rng)
-        widths = [
-            layer_width(input_dim, "input_dim"),
-            *layer_widths(hidden, "hidden"),
-            layer_width(code, "code"),
-        ]
-        self.encoder = mlp(widths, activation, None, rng=rng, dtype=dtype, name="encoder")
-        self.decoder = mlp(
-            widths[::-1], activation, "sigmoid", rng=rng, dtype=dtype, name="decoder"
-        )
+        self.input_dim = layer_width(input_dim, "input_dim")
+        self.code_dim = layer_width(code, "code")
+        self.encoder, self.decoder = encoder_and_decoder(
+            arch, self.input_dim, hidden, self.code_dim, self.code_dim, activation, "sigmoid",
+            channels, default_hidden=(512, 128), rng=rng, dtype=dtype)
         corrupt(np.zeros((1, 1), dtype=dtype), noise, noise_level, 0)  # validate early
         self.noise, self.noise_level = noise, float(noise_level)
-        self.input_dim, self.code_dim, self.dtype = widths[0], widths[-1], np.dtype(dtype)
+        self.arch, self.dtype = arch, np.dtype(dtype)
 
     def corrupt(self, x: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
         """x~ for a batch x (N, D), with this model's corruption."""

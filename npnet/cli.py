@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import math
 import os
 import platform
 import secrets
@@ -32,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import fast
+from .autoencoder import ARCHITECTURES
 from .data import MNISTError, load_mnist
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
@@ -41,9 +43,11 @@ from .optim import SGD, Adam
 from .train import CheckpointError, checkpoint_config, checkpoint_meta, cosine_decay, fit
 
 __all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run",
-           "exits_cleanly", "check_model_fits"]
+           "exits_cleanly", "check_model_fits", "resolve_arch",
+           "describe_arch"]
 
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
+CONV_CHANNELS = [32, 64]  # --arch conv: 28x28x1 -> 14x14x32 -> 7x7x64
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json")  # what every run writes
 
 
@@ -232,10 +236,32 @@ def add_common_arguments(
                      "1 epoch unless --epochs is given (a few seconds)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = parser.add_argument_group("model")
-    model.add_argument("--hidden", type=positive_int, nargs="+", default=hidden,
-                       help="encoder hidden widths, outermost first; the decoder mirrors them "
-                       "(default: %(default)s)")
+    model.add_argument("--arch", choices=list(ARCHITECTURES), default="dense",
+                       help="dense = Dense layers only; conv = 3x3 stride-2 convolutions "
+                       "first (28x28 -> 14x14 -> 7x7), transposed convolutions back "
+                       "(docs/09-convolutions.md) (default: %(default)s)")
+    model.add_argument("--channels", type=positive_int, nargs="+", default=None,
+                       help="with --arch conv: the convolutions' output channels, encoder "
+                       f"order (default: {' '.join(map(str, CONV_CHANNELS))})")
+    model.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                       help="encoder hidden Dense widths, outermost first; the decoder "
+                       f"mirrors them (default: {' '.join(map(str, hidden))} for --arch "
+                       "dense; none for --arch conv, whose last convolution feeds the code)")
+    parser.set_defaults(dense_hidden=hidden)  # resolved, then removed, by resolve_arch
     return model
+
+
+def resolve_arch(args, parser: argparse.ArgumentParser) -> None:
+    """Fill in the defaults of ``--hidden`` and ``--channels`` that depend on ``--arch``."""
+    dense_hidden = vars(args).pop("dense_hidden")
+    if args.arch == "dense":
+        if args.channels is not None:
+            parser.error("--channels sets the convolutions of --arch conv; add --arch conv, "
+                         "or drop --channels")
+        args.hidden = dense_hidden if args.hidden is None else args.hidden
+    else:
+        args.channels = CONV_CHANNELS if args.channels is None else args.channels
+        args.hidden = [] if args.hidden is None else args.hidden
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -254,19 +280,47 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_train, y_train, x_test, y_test
 
 
-def check_model_fits(widths: list[list[int]], batch_size: int) -> None:
-    """Exit with a message, before anything is allocated, if a model of these Dense chains
-    (each a list of widths, input first) cannot fit in the memory this machine has free."""
-    n_params = sum(a * b + b for chain in widths
-                   for a, b in zip(chain[:-1], chain[1:], strict=True))
+def describe_arch(args, pixels: int, code: int) -> str:
+    """The encoder in one line: ``784-512-128-16``, or ``784-conv32-conv64-16``."""
+    convs = [f"conv{c}" for c in args.channels] if args.arch == "conv" else []
+    return "-".join(map(str, [pixels, *convs, *args.hidden, code]))
+
+
+def check_model_fits(args, pixels: int, encoder_out: int, decoder_in: int) -> None:
+    """Exit with a message, before anything is allocated, if the model of ``--arch``,
+    ``--hidden`` and ``--channels`` cannot fit in the memory this machine has free."""
+    n_params, per_image = _model_size(args, pixels, encoder_out, decoder_in)
     # float32 parameters, their gradients, Adam's m and v, and a copy while checkpointing;
     # each layer's activations and their gradients for a batch, a few arrays of each.
-    needed = 4 * (5 * n_params + 4 * batch_size * sum(map(sum, widths)))
+    needed = 4 * (5 * n_params + 4 * args.batch_size * per_image)
     free = _free_memory()
     if free is not None and needed > free:
+        what = "--hidden widths" + (" or --channels" if args.arch == "conv" else "")
         sys.exit(f"error: this model has {n_params:,} parameters and needs about "
                  f"{needed / 2**30:.1f} GiB to train, but {free / 2**30:.1f} GiB of memory "
-                 "is free; choose smaller --hidden widths (or --code / --latent)")
+                 f"is free; choose smaller {what} (or --code / --latent)")
+
+
+def _model_size(args, pixels: int, encoder_out: int, decoder_in: int) -> tuple[int, int]:
+    """(parameters, numbers kept per image for one direction) of the encoder and decoder."""
+    chains = [[pixels, *args.hidden, encoder_out], [decoder_in, *args.hidden[::-1], pixels]]
+    per_image = 0
+    conv_params = 0
+    if args.arch == "conv":
+        side = math.isqrt(pixels)
+        if side * side != pixels:
+            sys.exit(f"error: --arch conv reads images of {pixels} pixels as squares, "
+                     f"but {pixels} is not a square number")
+        channels = [1, *args.channels]
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            side = (side + 1) // 2  # 3x3 kernel, stride 2, padding 1
+            conv_params += 9 * c_in * c_out + c_out
+            per_image += 2 * side * side * (9 * c_in + c_out)  # patches and outputs, both ways
+        flat = side * side * channels[-1]
+        chains = [[flat, *args.hidden, encoder_out], [decoder_in, *args.hidden[::-1], flat]]
+    n_params = 2 * conv_params + sum(a * b + b for chain in chains
+                                     for a, b in zip(chain[:-1], chain[1:], strict=True))
+    return n_params, per_image + sum(map(sum, chains))
 
 
 def _free_memory() -> int | None:
@@ -489,6 +543,8 @@ class Run:
         config = {k: v for k, v in self.settings().items() if k not in where}
         if config.get("blas_threads", "") is None:  # resuming a checkpoint from before it
             del config["blas_threads"]
+        if config.get("arch") == "dense":  # as checkpoints from before --arch say it
+            del config["arch"], config["channels"]
         return config
 
     def environment(self) -> dict:

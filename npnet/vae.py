@@ -59,8 +59,8 @@ import numbers
 
 import numpy as np
 
-from .autoencoder import EncoderDecoder, in_batches
-from .layers import Layer, layer_width, layer_widths, mlp, sigmoid
+from .autoencoder import EncoderDecoder, encoder_and_decoder, in_batches
+from .layers import Layer, layer_width, sigmoid
 from .losses import bce_with_logits, bce_with_logits_per_example
 
 __all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE"]
@@ -301,8 +301,9 @@ class VAE(EncoderDecoder):
     ----------
     input_dim : int
         D, pixels per image.
-    hidden : tuple of int
-        Encoder hidden widths, outermost first; the decoder mirrors them.
+    hidden : tuple of int, optional
+        Encoder hidden Dense widths, outermost first; the decoder mirrors them. Default
+        (512, 256) for ``arch="dense"``, none for ``arch="conv"``.
     latent : int
         J, the dimension of z (J for the latent size, as in Kingma & Welling's
         Appendix B; L is the loss).
@@ -314,6 +315,12 @@ class VAE(EncoderDecoder):
         Initial weights, then the sampler's own generator.
     dtype : numpy dtype
         float32 to train, float64 for gradient checks.
+    arch : {"dense", "conv"}
+        Dense layers only, or convolutions first
+        (:func:`npnet.autoencoder.encoder_and_decoder`): 784 -> 14x14x32 -> 7x7x64 -> 2J,
+        and J -> 7x7x64 -> 14x14x32 -> 784 with transposed convolutions.
+    channels : tuple of int
+        The convolutions' output channels, encoder order (``arch="conv"`` only).
 
     Attributes
     ----------
@@ -329,22 +336,22 @@ class VAE(EncoderDecoder):
     def __init__(
         self,
         input_dim: int = 784,
-        hidden: tuple[int, ...] = (512, 256),
+        hidden: tuple[int, ...] | None = None,
         latent: int = 20,
         beta: float = 1.0,
         activation: str = "relu",
         rng: np.random.Generator | int | None = None,
         dtype=np.float32,
+        arch: str = "dense",
+        channels: tuple[int, ...] = (32, 64),
     ):
         rng = np.random.default_rng(rng)
         self.input_dim = layer_width(input_dim, "input_dim")
         self.latent_dim = layer_width(latent, "latent")
-        self.dtype = np.dtype(dtype)
-        hidden = layer_widths(hidden, "hidden")
-        encoder_widths = [self.input_dim, *hidden, 2 * self.latent_dim]
-        decoder_widths = [self.latent_dim, *reversed(hidden), self.input_dim]
-        self.encoder = mlp(encoder_widths, activation, None, rng=rng, dtype=dtype, name="encoder")
-        self.decoder = mlp(decoder_widths, activation, None, rng=rng, dtype=dtype, name="decoder")
+        self.arch, self.dtype = arch, np.dtype(dtype)
+        self.encoder, self.decoder = encoder_and_decoder(
+            arch, self.input_dim, hidden, 2 * self.latent_dim, self.latent_dim, activation,
+            None, channels, default_hidden=(512, 256), rng=rng, dtype=dtype)
         self.sampler = Reparameterize(beta, rng=rng.spawn(1)[0], name="sampler")
 
     @property

@@ -21,7 +21,7 @@ from test_docs import defined_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "npnet"
-CORE = ["layers", "losses", "optim", "autoencoder", "vae", "gradcheck"]
+CORE = ["layers", "conv", "losses", "optim", "autoencoder", "vae", "gradcheck"]
 PLUMBING = ["data", "io", "train", "analysis", "plotting", "cli"]
 FAST = sorted(p.stem for p in (PACKAGE / "fast").glob("*.py"))
 
