@@ -1,14 +1,17 @@
 """Regenerate the figures and numbers that docs/ shows: diagrams, and real runs of the experiments.
 
-    python docs/make_figures.py --data-dir /work/shared/data/mnist     # train both (~5 min)
-    python docs/make_figures.py --dae-run results/dae --vae-run results/vae   # reuse runs
+    python docs/make_figures.py --data-dir /work/shared/data/mnist     # train all four (~30 min)
+    python docs/make_figures.py --dae-run results/dae --vae-run results/vae \
+        --conv-dae-run results/conv_dae --conv-vae-run results/conv_vae   # reuse runs
     python docs/make_figures.py --diagrams-only                        # no training (seconds)
 
 First the diagrams of the computation (``docs/figures/diagram_*.png``) are drawn by
 ``docs/diagrams.py``, which needs no data and no run; ``--diagrams-only`` stops there.
 
 Without ``--dae-run`` / ``--vae-run`` the experiment scripts run with their default settings
-(``--out <results>/dae`` and ``--out <results>/vae``, plus ``--seed`` if given). Then the
+(``--out <results>/dae`` and ``--out <results>/vae``, plus ``--seed`` if given), and without
+``--conv-dae-run`` / ``--conv-vae-run`` again with ``--arch conv`` (``<results>/conv_dae``,
+``<results>/conv_vae``; chapter 9). Then the
 figures the docs show are copied into ``docs/figures/``, downscaled where they are large,
 and ``docs/figures/run_summary.json`` records the numbers the chapters quote (from each
 run's ``metrics.json``) with the command that produced them.
@@ -39,6 +42,10 @@ FIGURES = {
     "vae": ("interpolation_same_digit.png", "interpolation_different_digits.png"),
 }
 SCRIPTS = {"dae": "experiments/dae_mnist.py", "vae": "experiments/vae_interp.py"}
+# The runs the docs show: each experiment with its default (dense) model, and with --arch conv
+# (chapter 9). A run's figures are copied as <run>_<figure name>.
+RUNS = {"dae": ("dae", []), "vae": ("vae", []),
+        "conv_dae": ("dae", ["--arch", "conv"]), "conv_vae": ("vae", ["--arch", "conv"])}
 MAX_WIDTH = 900  # pixels; wider figures are shrunk by an integer factor
 
 
@@ -70,10 +77,13 @@ def copy_figure(source: Path, target: Path) -> tuple[int, int]:
     return small.shape[1], small.shape[0]
 
 
-def run_experiment(kind: str, out: Path, args) -> list[str]:
-    """Run one experiment script with its default settings; returns the command."""
+def run_experiment(run: str, out: Path, args) -> list[str]:
+    """Run one experiment script with its default settings (and the run's own options, such as
+    ``--arch conv``); returns the command."""
+    kind, options = RUNS[run]
     # --overwrite: regenerating replaces the run that an earlier regeneration left there.
-    command = [sys.executable, SCRIPTS[kind], "--out", str(out), "--no-progress", "--overwrite"]
+    command = [sys.executable, SCRIPTS[kind], *options, "--out", str(out), "--no-progress",
+               "--overwrite"]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     if args.seed is not None:
@@ -90,6 +100,8 @@ def run_experiment(kind: str, out: Path, args) -> list[str]:
 def command_of(kind: str, settings: dict) -> str:
     """The command line that reproduces a finished run, from its recorded settings."""
     command = ["python", SCRIPTS[kind], "--out", str(settings["out"])]
+    if settings.get("arch", "dense") != "dense":
+        command += ["--arch", settings["arch"]]
     if settings.get("data_dir"):
         command += ["--data-dir", str(settings["data_dir"])]
     if settings.get("seed", 0) != 0:
@@ -143,6 +155,10 @@ def main(argv=None) -> None:
                         help="reuse this finished dae_mnist.py output folder instead of training")
     parser.add_argument("--vae-run", type=Path, default=None,
                         help="reuse this finished vae_interp.py output folder instead of training")
+    parser.add_argument("--conv-dae-run", type=Path, default=None,
+                        help="reuse this finished dae_mnist.py --arch conv output folder")
+    parser.add_argument("--conv-vae-run", type=Path, default=None,
+                        help="reuse this finished vae_interp.py --arch conv output folder")
     parser.add_argument("--seed", type=int, default=None, help="passed to both scripts")
     parser.add_argument("--quick", action="store_true",
                         help="pass --quick to the scripts (a smoke test of this script; the "
@@ -160,10 +176,13 @@ def main(argv=None) -> None:
     if args.diagrams_only:
         return
     summary = {}
-    for kind, reused in (("dae", args.dae_run), ("vae", args.vae_run)):
+    reuse = {"dae": args.dae_run, "vae": args.vae_run, "conv_dae": args.conv_dae_run,
+             "conv_vae": args.conv_vae_run}
+    for run, reused in reuse.items():
+        kind = RUNS[run][0]
         if reused is None:
-            run_dir = args.results / kind
-            command = shlex.join(run_experiment(kind, run_dir, args))
+            run_dir = args.results / run
+            command = shlex.join(run_experiment(run, run_dir, args))
         else:
             run_dir = reused
         metrics_path = run_dir / "metrics.json"
@@ -173,14 +192,14 @@ def main(argv=None) -> None:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
         if reused is not None:
             command = command_of(kind, metrics["settings"])
-        summary[kind] = {
+        summary[run] = {
             "command": command,
             "settings": metrics["settings"],
             "environment": metrics["environment"],
             **summarise(kind, metrics),
         }
         for name in FIGURES[kind]:
-            target = args.figures_dir / f"{kind}_{name}"
+            target = args.figures_dir / f"{run}_{name}"
             copy_figure(run_dir / name, target)
             report(target)
     summary_path = args.figures_dir / "run_summary.json"

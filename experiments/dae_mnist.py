@@ -56,7 +56,7 @@ def parse_args(argv=None):
     )
     model = add_common_arguments(
         parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae",
-        hidden=[512, 128],
+        conv_epochs=15, conv_hidden=[256], hidden=[512, 128],
     )
     model.add_argument("--code", type=positive_int, default=16,
                        help="width of the code (bottleneck)")

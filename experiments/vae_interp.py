@@ -55,7 +55,7 @@ def parse_args(argv=None):
     )
     model = add_common_arguments(
         parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae",
-        hidden=[512, 256],
+        conv_epochs=15, conv_hidden=[256], hidden=[512, 256],
     )
     model.add_argument("--latent", type=positive_int, default=20, help="latent dimension J")
     model.add_argument("--beta", type=float, default=1.0,

@@ -170,6 +170,8 @@ def add_common_arguments(
     lr: dict[str, float],
     out: str,
     hidden: list[int],
+    conv_epochs: int,
+    conv_hidden: list[int],
     lr_schedule: str = "cosine",
 ):
     """Options both experiments take, with each experiment's own defaults.
@@ -180,8 +182,9 @@ def add_common_arguments(
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="passes over the 60,000 training images "
-                       f"(default: {epochs}; 1 with --quick)")
-    parser.set_defaults(full_run_epochs=epochs)  # resolved, then removed, by Run
+                       f"(default: {epochs}, {conv_epochs} with --arch conv; 1 with --quick)")
+    # Resolved, then removed, by Run:
+    parser.set_defaults(full_run_epochs={"dense": epochs, "conv": conv_epochs})
     train.add_argument("--batch-size", type=positive_int, default=batch_size,
                        help="images per SGD step (default: %(default)s)")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default=optimizer,
@@ -246,22 +249,22 @@ def add_common_arguments(
     model.add_argument("--hidden", type=positive_int, nargs="+", default=None,
                        help="encoder hidden Dense widths, outermost first; the decoder "
                        f"mirrors them (default: {' '.join(map(str, hidden))} for --arch "
-                       "dense; none for --arch conv, whose last convolution feeds the code)")
-    parser.set_defaults(dense_hidden=hidden)  # resolved, then removed, by resolve_arch
+                       f"dense; {' '.join(map(str, conv_hidden))} for --arch conv, between "
+                       "the last convolution and the code)")
+    # Resolved, then removed, by resolve_arch:
+    parser.set_defaults(default_hidden={"dense": hidden, "conv": conv_hidden})
     return model
 
 
 def resolve_arch(args, parser: argparse.ArgumentParser) -> None:
     """Fill in the defaults of ``--hidden`` and ``--channels`` that depend on ``--arch``."""
-    dense_hidden = vars(args).pop("dense_hidden")
-    if args.arch == "dense":
-        if args.channels is not None:
-            parser.error("--channels sets the convolutions of --arch conv; add --arch conv, "
-                         "or drop --channels")
-        args.hidden = dense_hidden if args.hidden is None else args.hidden
-    else:
-        args.channels = CONV_CHANNELS if args.channels is None else args.channels
-        args.hidden = [] if args.hidden is None else args.hidden
+    default_hidden = vars(args).pop("default_hidden")[args.arch]
+    args.hidden = default_hidden if args.hidden is None else args.hidden
+    if args.arch == "dense" and args.channels is not None:
+        parser.error("--channels sets the convolutions of --arch conv; add --arch conv, "
+                     "or drop --channels")
+    if args.arch == "conv" and args.channels is None:
+        args.channels = CONV_CHANNELS
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -314,11 +317,11 @@ def _model_size(args, pixels: int, encoder_out: int, decoder_in: int) -> tuple[i
         channels = [1, *args.channels]
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             side = (side + 1) // 2  # 3x3 kernel, stride 2, padding 1
-            conv_params += 9 * c_in * c_out + c_out
+            conv_params += 2 * 9 * c_in * c_out + c_out + c_in  # and its transposed mirror
             per_image += 2 * side * side * (9 * c_in + c_out)  # patches and outputs, both ways
         flat = side * side * channels[-1]
         chains = [[flat, *args.hidden, encoder_out], [decoder_in, *args.hidden[::-1], flat]]
-    n_params = 2 * conv_params + sum(a * b + b for chain in chains
+    n_params = conv_params + sum(a * b + b for chain in chains
                                      for a, b in zip(chain[:-1], chain[1:], strict=True))
     return n_params, per_image + sum(map(sum, chains))
 
@@ -405,7 +408,7 @@ class Run:
     def __init__(self, args, parser: argparse.ArgumentParser):
         full_run_epochs = vars(args).pop("full_run_epochs")  # not a setting to record
         if args.epochs is None:
-            args.epochs = 1 if args.quick else full_run_epochs
+            args.epochs = 1 if args.quick else full_run_epochs[args.arch]
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
         if args.threads > args.batch_size:

@@ -70,6 +70,10 @@ def load_experiment(name):
         ("vae_interp.py", ["--seed", "-3"], "--seed: must be an integer >= 0"),
         ("vae_interp.py", ["--blas-threads", "0"], "must be auto, adapt or a positive integer"),
         ("dae_mnist.py", ["--threads", "2", "--blas-threads", "1"], "drop --blas-threads 1"),
+        ("dae_mnist.py", ["--channels", "8", "16"], "add --arch conv, or drop --channels"),
+        ("dae_mnist.py", ["--arch", "conv", "--channels", "8"], "at least two --channels"),
+        ("vae_interp.py", ["--arch", "cnn"], "argument --arch: invalid choice: 'cnn'"),
+        ("vae_interp.py", ["--arch", "conv", "--channels", "0"], "--channels: must be"),
     ],
 )
 def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):
@@ -305,12 +309,40 @@ def test_ctrl_c_while_the_figures_are_drawn_ends_with_one_line(tmp_path, capsys,
 
 
 @needs_mnist
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+def test_arch_conv_runs_resumes_and_is_recorded(tmp_path, name):
+    """--arch conv: the same files and metrics as the dense model, the architecture recorded
+    and kept on --resume, and a dense --resume of a convolutional checkpoint refused."""
+    out = tmp_path / "conv"
+    metrics = quick_run(name, out, "--arch", "conv", "--channels", "4", "8",
+                        "--blas-threads", "1")
+    dense = quick_run(name, tmp_path / "dense", "--blas-threads", "1")
+    assert set(metrics["files"]) == set(dense["files"])
+    assert metrics["settings"]["arch"] == "conv" and metrics["settings"]["channels"] == [4, 8]
+    assert metrics["settings"]["hidden"] == [256] and dense["settings"]["channels"] is None
+    with np.load(out / "model.npz") as params:
+        assert params["encoder.1.W"].shape == (3, 3, 1, 4)  # the first Conv2D
+    again = run_script(name, "--quick", "--no-progress", "--out", str(out), "--resume",
+                       "--epochs", "2", "--arch", "conv", "--channels", "4", "8")
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["history"]["train_loss"][0] == metrics["history"]["train_loss"][0]
+    assert len(resumed["history"]["train_loss"]) == 2
+    other = run_script(name, "--quick", "--no-progress", "--out", str(out), "--resume",
+                       "--epochs", "3")
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "arch: 'conv' -> None" in other.stderr
+
+
+@needs_mnist
 @pytest.mark.parametrize("name,args", [("dae_mnist.py", ["--hidden", "100000000", "100"]),
-                                       ("vae_interp.py", ["--latent", "100000000"])])
+                                       ("vae_interp.py", ["--latent", "100000000"]),
+                                       ("vae_interp.py", ["--arch", "conv", "--channels",
+                                                          "100000", "100000"])])
 def test_a_model_too_large_for_memory_is_refused_before_it_is_allocated(tmp_path, name, args):
     result = run_script(name, "--quick", "--no-progress", "--out", str(tmp_path), *args)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "GiB of memory is free; choose smaller --hidden" in result.stderr
+    assert "GiB of memory is free; choose smaller --hidden widths" in result.stderr
 
 
 @needs_mnist
