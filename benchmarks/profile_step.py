@@ -4,6 +4,7 @@ the optimizer.
     python benchmarks/profile_step.py                     # default DAE, batch 128
     python benchmarks/profile_step.py --model vae --batch-size 512
     python benchmarks/profile_step.py --no-fast           # the core alone (no npnet.fast)
+    python benchmarks/profile_step.py --arch conv         # the convolutional DAE
 
 It runs the same step as ``bench_train.py`` (``model.train_step`` then Adam's ``step``, on
 random images) with a timer around each part, and prints the median milliseconds of each
@@ -52,7 +53,7 @@ def instrument(model, times: dict) -> None:
         npnet.autoencoder.mse_loss = timed(npnet.autoencoder.mse_loss, "loss (MSE)", times)
     for layer in layers:
         label = f"{layer.name} {type(layer).__name__}"
-        label = label.replace("FastDense", "Dense")  # the fast path's Dense is a Dense row
+        label = label.replace("Fast", "")  # the fast path's FastDense is a Dense row, ...
         layer.forward = timed(layer.forward, f"{label} forward", times)
         layer.backward = timed(layer.backward, f"{label} backward", times)
 
@@ -62,10 +63,21 @@ def main(argv=None) -> None:
     parser.add_argument("--model", choices=["dae", "vae"], default="dae")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=400, help="timed steps (after 50 more)")
+    parser.add_argument("--arch", choices=["dense", "conv"], default="dense")
     parser.add_argument("--no-fast", action="store_true", help="time the core alone")
     args = parser.parse_args(argv)
 
-    _, model, optimizer = npnet_model(args.model, seed=0, fast=not args.no_fast)
+    if args.arch == "dense":
+        _, model, optimizer = npnet_model(args.model, seed=0, fast=not args.no_fast)
+    else:  # the experiments' conv models, built as npnet_model builds the dense ones
+        import npnet.fast
+        from npnet.optim import Adam
+
+        model_class = npnet.autoencoder.DenoisingAutoencoder if args.model == "dae" else VAE
+        model = model_class(rng=0, arch="conv")
+        optimizer = Adam(model.params, lr=1e-3)
+        if not args.no_fast:
+            npnet.fast.enable(model, optimizer, blas_threads=None)
     times: dict[str, list[float]] = defaultdict(list)
     instrument(model, times)
     optimizer.step = timed(optimizer.step, "Adam step", times)
@@ -82,7 +94,7 @@ def main(argv=None) -> None:
 
     step = statistics.median(times.pop("step"))
     medians = {key: statistics.median(values) for key, values in times.items()}
-    print(f"{args.model}, batch {args.batch_size}: median step {1e3 * step:.3f} ms "
+    print(f"{args.model} ({args.arch}), batch {args.batch_size}: median step {1e3 * step:.3f} ms "
           f"({args.batch_size / step:,.0f} samples/s), medians over {args.steps} steps\n")
     for key, seconds in medians.items():
         print(f"  {key:<34} {1e3 * seconds:8.3f} ms {100 * seconds / step:6.1f}%")

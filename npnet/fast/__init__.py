@@ -15,9 +15,15 @@ What :func:`enable` does, each part proven equal to the core by a test in
 ``tests/test_fast.py``:
 
 * every :class:`~npnet.layers.Dense` becomes a :class:`~npnet.fast.layers.FastDense`: the
-  same products, computed into arrays that live as long as the layer, and the model's first
-  layer skips dL/d(data), which training never uses (so ``model.backward`` then returns
-  None);
+  same products, computed into arrays that live as long as the layer;
+* every :class:`~npnet.conv.Conv2D` and :class:`~npnet.conv.ConvTranspose2D` becomes a
+  :class:`~npnet.fast.conv.FastConv2D` or :class:`~npnet.fast.conv.FastConvTranspose2D`:
+  the same products, with the copies around them (padding, im2col, col2im) done by compiled
+  loops where numba is installed and into buffers kept between steps
+  (``tests/test_fast_conv.py``);
+* the model's first layer with parameters skips dL/d(data), which training never uses (so
+  ``model.backward`` then returns None); the Reshape or Flatten layers in front of it, as
+  in a convolutional model's ``Reshape((28, 28, 1))``, pass that None on;
 * parameters, gradients and optimizer state are placed in memory so that the loops which
   read them side by side do not trip over each other (:mod:`npnet.fast.placement`);
 * :class:`~npnet.optim.Adam` becomes :class:`~npnet.fast.optim.FastAdam`, its update one
@@ -43,8 +49,10 @@ loads into a model without it and the other way round.
 
 from __future__ import annotations
 
+from ..conv import Conv2D, ConvTranspose2D, Flatten, Reshape
 from ..layers import Dense, Layer, Sequential
 from ..optim import SGD, Adam
+from .conv import FastConv2D, FastConvTranspose2D, FastFlatten, FastReshape
 from .layers import FastDense
 from .memory import keep_freed_memory
 from .optim import FastAdam, FastSGD, numba_available
@@ -52,10 +60,16 @@ from .parallel import DataParallel
 from .placement import aligned_zeros, zeros_alongside
 from .threads import BlasThreads
 
-__all__ = ["enable", "FastDense", "FastAdam", "FastSGD", "DataParallel", "BlasThreads",
-           "numba_available"]
+__all__ = ["enable", "FastDense", "FastConv2D", "FastConvTranspose2D", "FastAdam", "FastSGD",
+           "DataParallel", "BlasThreads", "numba_available"]
 
 FAST_OPTIMIZERS = {Adam: FastAdam, SGD: FastSGD}
+# Layers with parameters, and their fast subclasses (exact types: a subclass of Dense keeps
+# its own backward).
+FAST_LAYERS = {Dense: FastDense, Conv2D: FastConv2D, ConvTranspose2D: FastConvTranspose2D}
+# Layers without parameters that may stand in front of the first one with parameters and
+# pass a skipped gradient (None) on.
+PASS_NONE = {Reshape: FastReshape, Flatten: FastFlatten}
 
 
 def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = "auto",
@@ -83,7 +97,8 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
     What to pass to :func:`npnet.train.fit`: a :class:`BlasThreads` around the model, the model
     itself (``blas_threads=None``), or a :class:`DataParallel` (``threads > 1``).
 
-    Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits
+    Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits,
+    tests/test_fast_conv.py::test_enabled_conv_training_gives_the_core_bits
     """
     if threads > 1 and blas_threads not in ("auto", None):
         raise ValueError(
@@ -102,11 +117,16 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
             "parameters; build it with Optimizer(model.params) first"
         )
     for layer in _layers(model):
-        if type(layer) is Dense:  # (subclasses of Dense keep their own backward)
-            layer.__class__ = FastDense
+        fast_layer = FAST_LAYERS.get(type(layer))
+        if fast_layer is not None:
+            layer.__class__ = fast_layer
             _place(layer)
-    first = _first_layer(model)
-    if isinstance(first, FastDense):
+    *front, first = _leading_layers(model)
+    if isinstance(first, tuple(FAST_LAYERS.values())) and all(
+        type(layer) in PASS_NONE for layer in front
+    ):
+        for layer in front:
+            layer.__class__ = PASS_NONE[type(layer)]
         first.input_grad = False
 
     fast_class = FAST_OPTIMIZERS.get(type(optimizer))
@@ -122,7 +142,7 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
     return DataParallel(model, threads) if threads > 1 else trainer
 
 
-def _place(layer: Dense) -> None:
+def _place(layer: Layer) -> None:
     """Copy the layer's parameters into placed arrays, with placed gradients beside them."""
     for key, value in list(layer.params.items()):
         placed = aligned_zeros(value.shape, value.dtype)
@@ -144,10 +164,17 @@ def _layers(model):
                 yield from _layers(value)
 
 
-def _first_layer(model):
-    """The layer that sees the data: the start of ``model`` or of its ``encoder``."""
-    if isinstance(model, Sequential):
-        return _first_layer(model.layers[0])
-    if isinstance(getattr(model, "encoder", None), Layer):
-        return _first_layer(model.encoder)
-    return model
+def _leading_layers(model) -> list:
+    """The layers from the one that sees the data (the start of ``model``, or of its
+    ``encoder``) to the first one with parameters, both included; ``[model]`` for a model
+    that is neither a layer nor has an ``encoder``."""
+    if not isinstance(model, Layer) and isinstance(getattr(model, "encoder", None), Layer):
+        model = model.encoder
+    if not isinstance(model, Layer):
+        return [model]
+    leading = []
+    for layer in _layers(model):
+        leading.append(layer)
+        if layer.params:
+            break
+    return leading
