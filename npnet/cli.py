@@ -172,6 +172,7 @@ def add_common_arguments(
     hidden: list[int],
     conv_epochs: int,
     conv_hidden: list[int],
+    conv_lr: dict[str, float] | None = None,
     lr_schedule: str = "cosine",
 ):
     """Options both experiments take, with each experiment's own defaults.
@@ -192,7 +193,10 @@ def add_common_arguments(
                        "(default: %(default)s)")
     train.add_argument("--lr", type=positive_float, default=None,
                        help="learning rate (default: "
-                       + ", ".join(f"{v:g} for {k}" for k, v in lr.items()) + ")")
+                       + ", ".join(f"{v:g} for {k}" for k, v in lr.items())
+                       + ("; with --arch conv " + ", ".join(
+                           f"{v:g} for {k}" for k, v in conv_lr.items()) if conv_lr else "")
+                       + ")")
     train.add_argument("--lr-schedule", choices=["constant", "cosine"], default=lr_schedule,
                        help="constant, or cosine decay of the learning rate to 0 over the "
                        "run (default: %(default)s)")
@@ -341,8 +345,12 @@ def _free_memory() -> int | None:
         return None
 
 
-def make_optimizer(args, params: dict, default_lr: dict[str, float]):
-    """The optimizer named by ``--optimizer``; ``--lr`` or that optimizer's tuned default."""
+def make_optimizer(args, params: dict, default_lr: dict[str, float],
+                   conv_lr: dict[str, float] | None = None):
+    """The optimizer named by ``--optimizer``; ``--lr`` or that optimizer's tuned default
+    (``conv_lr``'s, where given, for ``--arch conv``)."""
+    if conv_lr is not None and args.arch == "conv":
+        default_lr = conv_lr
     lr = args.lr if args.lr is not None else default_lr[args.optimizer]
     args.lr = lr  # recorded in metrics.json as used
     if args.optimizer == "sgd":

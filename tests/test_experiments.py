@@ -319,7 +319,12 @@ def test_arch_conv_runs_resumes_and_is_recorded(tmp_path, name):
     dense = quick_run(name, tmp_path / "dense", "--blas-threads", "1")
     assert set(metrics["files"]) == set(dense["files"])
     assert metrics["settings"]["arch"] == "conv" and metrics["settings"]["channels"] == [4, 8]
-    assert metrics["settings"]["hidden"] == [256] and dense["settings"]["channels"] is None
+    assert dense["settings"]["channels"] is None
+    # The defaults of --arch conv: a Dense layer between the convolutions and the code, and
+    # (for the VAE) twice Adam's learning rate.
+    conv_defaults = {"dae_mnist.py": ([256], 1e-3), "vae_interp.py": ([512], 2e-3)}[name]
+    assert (metrics["settings"]["hidden"], metrics["settings"]["lr"]) == conv_defaults
+    assert dense["settings"]["lr"] == 1e-3
     with np.load(out / "model.npz") as params:
         assert params["encoder.1.W"].shape == (3, 3, 1, 4)  # the first Conv2D
     again = run_script(name, "--quick", "--no-progress", "--out", str(out), "--resume",
