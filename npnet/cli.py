@@ -250,11 +250,11 @@ def add_common_arguments(
     model.add_argument("--channels", type=positive_int, nargs="+", default=None,
                        help="with --arch conv: the convolutions' output channels, encoder "
                        f"order (default: {' '.join(map(str, CONV_CHANNELS))})")
-    model.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+    model.add_argument("--hidden", type=positive_int, nargs="*", default=None,
                        help="encoder hidden Dense widths, outermost first; the decoder "
                        f"mirrors them (default: {' '.join(map(str, hidden))} for --arch "
                        f"dense; {' '.join(map(str, conv_hidden))} for --arch conv, between "
-                       "the last convolution and the code)")
+                       "the last convolution and the code; --hidden alone: none)")
     # Resolved, then removed, by resolve_arch:
     parser.set_defaults(default_hidden={"dense": hidden, "conv": conv_hidden})
     return model
