@@ -71,7 +71,7 @@ def load_experiment(name):
         ("vae_interp.py", ["--blas-threads", "0"], "must be auto, adapt or a positive integer"),
         ("dae_mnist.py", ["--threads", "2", "--blas-threads", "1"], "drop --blas-threads 1"),
         ("dae_mnist.py", ["--channels", "8", "16"], "add --arch conv, or drop --channels"),
-        ("dae_mnist.py", ["--arch", "conv", "--channels", "8"], "at least two --channels"),
+        ("dae_mnist.py", ["--arch", "conv", "--channels", "8", "--hidden"], "two --channels"),
         ("vae_interp.py", ["--arch", "cnn"], "argument --arch: invalid choice: 'cnn'"),
         ("vae_interp.py", ["--arch", "conv", "--channels", "0"], "--channels: must be"),
     ],
