@@ -268,7 +268,7 @@ def resolve_arch(args, parser: argparse.ArgumentParser) -> None:
         parser.error("--channels sets the convolutions of --arch conv; add --arch conv, "
                      "or drop --channels")
     if args.arch == "conv" and args.channels is None:
-        args.channels = CONV_CHANNELS
+        args.channels = list(CONV_CHANNELS)
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
