@@ -41,12 +41,13 @@ import numpy as np
 
 from .layers import (
     ACTIVATIONS,
-    Dense,
     Layer,
     Sequential,
     _floating_dtype,
+    init_for,
     layer_width,
     layer_widths,
+    mlp,
 )
 
 __all__ = [
@@ -479,13 +480,18 @@ def _activation(label: str | None, where: str):
     return label
 
 
-def _feature_sizes(side: int, channels: list[int], kernel: int, stride: int,
-                   padding: int) -> list[int]:
-    """The side of the image after each convolution: 28, 14, 7 for two stride-2 layers."""
-    sizes = [side]
+def _feature_sizes(pixels: int, what: str, channels, kernel: int, stride: int,
+                   padding: int) -> tuple[list[int], list[int]]:
+    """The checked channel counts, and the side of the image before and after each
+    convolution (28, 14, 7 for two stride-2 layers on 784 pixels)."""
+    sizes = [_image_side(layer_width(pixels, what))]
+    channels = layer_widths(channels, "channels")
+    if not channels:
+        raise ValueError("a convolutional encoder or decoder needs at least one channel "
+                         "count, such as channels=(32, 64)")
     for _ in channels:
         sizes.append(conv_output_size(sizes[-1], kernel, stride, padding))
-    return sizes
+    return channels, sizes
 
 
 def conv_encoder(
@@ -516,27 +522,19 @@ def conv_encoder(
 
     Tested by: tests/test_conv.py::test_conv_autoencoder_shapes_and_gradients
     """
-    side = _image_side(layer_width(input_dim, "input_dim"))
-    channels = layer_widths(channels, "channels")
+    channels, sizes = _feature_sizes(input_dim, "input_dim", channels, kernel_size, stride,
+                                     padding)
     hidden = layer_widths(hidden, "hidden")
     activation = _activation(activation, "activation")
-    if not channels:
-        raise ValueError("a convolutional encoder needs at least one channel count, "
-                         "such as channels=(32, 64)")
-    sizes = _feature_sizes(side, channels, kernel_size, stride, padding)
     rng = np.random.default_rng(rng)
-    init = "he" if activation in ("relu", "leaky_relu") else "glorot"
-    layers: list[Layer] = [Reshape((side, side, 1))]
+    layers: list[Layer] = [Reshape((sizes[0], sizes[0], 1))]
     for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True):
-        layers += [Conv2D(c_in, c_out, kernel_size, stride, padding, init=init, rng=rng,
-                          dtype=dtype), ACTIVATIONS[activation]()]
+        layers += [Conv2D(c_in, c_out, kernel_size, stride, padding,
+                          init=init_for(activation), rng=rng, dtype=dtype),
+                   ACTIVATIONS[activation]()]
     layers.append(Flatten())
     widths = [sizes[-1] ** 2 * channels[-1], *hidden, layer_width(out_features, "code")]
-    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        last = i == len(widths) - 2
-        layers.append(Dense(d_in, d_out, init="glorot" if last else init, rng=rng, dtype=dtype))
-        if not last:
-            layers.append(ACTIVATIONS[activation]())
+    layers += mlp(widths, activation, None, rng=rng, dtype=dtype).layers  # the code: linear
     return Sequential(*layers, name=name)
 
 
@@ -569,23 +567,15 @@ def conv_decoder(
 
     Tested by: tests/test_conv.py::test_conv_autoencoder_shapes_and_gradients
     """
-    side = _image_side(layer_width(output_dim, "output_dim"))
-    channels = layer_widths(channels, "channels")
+    channels, sizes = _feature_sizes(output_dim, "output_dim", channels, kernel_size, stride,
+                                     padding)
     hidden = layer_widths(hidden, "hidden")
     activation = _activation(activation, "activation")
     output_activation = _activation(output_activation, "output activation")
-    if not channels:
-        raise ValueError("a convolutional decoder needs at least one channel count, "
-                         "such as channels=(32, 64)")
-    sizes = _feature_sizes(side, channels, kernel_size, stride, padding)
     rng = np.random.default_rng(rng)
-    init = "he" if activation in ("relu", "leaky_relu") else "glorot"
-    layers: list[Layer] = []
     widths = [layer_width(in_features, "code"), *reversed(hidden),
               sizes[-1] ** 2 * channels[-1]]
-    for d_in, d_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [Dense(d_in, d_out, init=init, rng=rng, dtype=dtype),
-                   ACTIVATIONS[activation]()]
+    layers: list[Layer] = mlp(widths, activation, activation, rng=rng, dtype=dtype).layers
     layers.append(Reshape((sizes[-1], sizes[-1], channels[-1])))
     outs = [1, *channels[:-1]]  # the channels of each encoder layer's input
     for i in reversed(range(len(channels))):
@@ -594,7 +584,7 @@ def conv_decoder(
         follows = output_activation if last else activation
         layers.append(ConvTranspose2D(
             channels[i], outs[i], kernel_size, stride, padding, output_padding,
-            init="he" if follows in ("relu", "leaky_relu") else "glorot", rng=rng, dtype=dtype))
+            init=init_for(follows), rng=rng, dtype=dtype))
         if not last:
             layers.append(ACTIVATIONS[activation]())
     layers.append(Flatten())

@@ -32,6 +32,7 @@ __all__ = [
     "Sequential",
     "ACTIVATIONS",
     "mlp",
+    "init_for",
     "layer_width",
     "layer_widths",
 ]
@@ -450,6 +451,15 @@ def _check_each_layer_once(layers) -> None:
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
 
+def init_for(follows: str | None) -> str:
+    """The initialisation of a layer followed by the activation ``follows`` (None: nothing):
+    He for ReLU-like activations, which zero half their inputs; Glorot otherwise.
+
+    Tested by: tests/test_layers.py::test_dense_initialisation_scale
+    """
+    return "he" if follows in ("relu", "leaky_relu") else "glorot"
+
+
 def mlp(
     widths: tuple[int, ...] | list[int],
     activation: str = "relu",
@@ -478,8 +488,7 @@ def mlp(
     for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         last = i == len(widths) - 2
         follows = output_activation if last else activation
-        init = "he" if follows in ("relu", "leaky_relu") else "glorot"
-        layers.append(Dense(d_in, d_out, init=init, rng=rng, dtype=dtype))
+        layers.append(Dense(d_in, d_out, init=init_for(follows), rng=rng, dtype=dtype))
         if follows is not None:
             layers.append(ACTIVATIONS[follows]())
     return Sequential(*layers, name=name)
