@@ -25,11 +25,16 @@ dtypes = st.sampled_from([np.float32, np.float64])
 needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
 
 
-def assert_same_bits(fast_arrays, core_arrays):
+def assert_same_bits(fast_arrays: dict, core_arrays: dict) -> None:
+    """Same keys, dtypes, shapes, values and signs: the same bits, 0.0 and -0.0 told apart
+    (a long double's bytes also hold padding, so they are not compared as bytes)."""
     assert fast_arrays.keys() == core_arrays.keys()
     for key, value in core_arrays.items():
-        assert fast_arrays[key].dtype == value.dtype, key
-        np.testing.assert_array_equal(fast_arrays[key], value, err_msg=key)
+        quick = fast_arrays[key]
+        assert quick.dtype == value.dtype and quick.shape == value.shape, key
+        np.testing.assert_array_equal(quick, value, err_msg=key)
+        np.testing.assert_array_equal(np.signbit(quick), np.signbit(value),
+                                      err_msg=f"{key}: signs (of zeros)")
 
 
 @given(

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import seeds
+from test_fast import assert_same_bits
 
 from npnet import fast
 from npnet.autoencoder import DenoisingAutoencoder
@@ -38,18 +39,6 @@ def without_loops(use_loops: bool):
     if use_loops:
         return mock.patch.object(fast_conv, "LOOP_MIN_CHANNELS", 1)
     return mock.patch.object(fast_conv, "_kernels_for", lambda dtype, channels: None)
-
-
-def assert_same_bits(fast_arrays: dict, core_arrays: dict) -> None:
-    """Same keys, dtypes, shapes, values and signs: the same bits, 0.0 and -0.0 told apart
-    (a long double's bytes also hold padding, so they are not compared as bytes)."""
-    assert fast_arrays.keys() == core_arrays.keys()
-    for key, value in core_arrays.items():
-        quick = fast_arrays[key]
-        assert quick.dtype == value.dtype and quick.shape == value.shape, key
-        np.testing.assert_array_equal(quick, value, err_msg=key)
-        np.testing.assert_array_equal(np.signbit(quick), np.signbit(value),
-                                      err_msg=f"{key}: signs (of zeros)")
 
 
 def sparse_normal(rng, shape, dtype, zeros: bool) -> np.ndarray:
