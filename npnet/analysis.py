@@ -41,6 +41,7 @@ import numpy as np
 
 __all__ = [
     "residuals",
+    "active_units",
     "PCAResult",
     "fit_pca",
     "residual_pca",
@@ -418,3 +419,32 @@ def sample_pairs(
             seen.add(key)
             pairs.append((a, b))
     return np.array(pairs, dtype=np.int64).reshape(n_pairs, 2)
+
+
+def active_units(codes: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+    """How many latent dimensions the encoder uses: Burda et al.'s (2015) measure.
+
+    Dimension j is *active* if the encoder's mean mu_j(x) varies over the data,
+    ``Var_x(mu_j(x)) > threshold`` (0.01 in the paper). A dimension whose mean is the same
+    for every image carries no information about it: q(z_j|x) is then the prior, which the
+    KL term pulls unused dimensions to.
+
+    Parameters
+    ----------
+    codes : ndarray, (N, J)
+        The encoder's means mu(x) of N images (for example the 10,000 test images).
+
+    Returns
+    -------
+    count : int
+    variances : float64 ndarray, (J,)
+        Var over the N images of each mu_j (dividing by N).
+
+    Tested by: tests/test_analysis.py::test_active_units_counts_varying_dimensions
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"active_units needs codes of shape (N, J) with N >= 2, "
+                         f"got {codes.shape}")
+    variances = codes.astype(np.float64).var(axis=0)
+    return int(np.sum(variances > threshold)), variances

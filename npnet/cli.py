@@ -34,13 +34,20 @@ from tqdm.auto import tqdm
 
 from . import fast
 from .autoencoder import ARCHITECTURES
-from .data import MNISTError, load_mnist
+from .data import BINARIZATIONS, TEST_BINARIZATION_SEED, MNISTError, binarize, load_mnist
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
 from .fast.threads import MODES, BlasThreads
 from .io import read_json, remove_stale_temporaries, save_params, write_json
 from .optim import SGD, Adam
-from .train import CheckpointError, checkpoint_config, checkpoint_meta, cosine_decay, fit
+from .train import (
+    CheckpointError,
+    burda_schedule,
+    checkpoint_config,
+    checkpoint_meta,
+    cosine_decay,
+    fit,
+)
 
 __all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run",
            "exits_cleanly", "check_model_fits", "resolve_arch",
@@ -49,6 +56,8 @@ __all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
 CONV_CHANNELS = [32, 64]  # --arch conv: 28x28x1 -> 14x14x32 -> 7x7x64
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json")  # what every run writes
+# --lr-schedule: a learning-rate multiplier of the fraction of training done (None: constant)
+LR_SCHEDULES = {"constant": None, "cosine": cosine_decay, "burda": burda_schedule}
 
 
 _interrupted = False  # Ctrl-C was pressed (exits_cleanly's handler)
@@ -174,6 +183,7 @@ def add_common_arguments(
     conv_hidden: list[int],
     conv_lr: dict[str, float] | None = None,
     lr_schedule: str = "cosine",
+    binarize: str = "none",
 ):
     """Options both experiments take, with each experiment's own defaults.
 
@@ -197,9 +207,10 @@ def add_common_arguments(
                        + ("; with --arch conv " + ", ".join(
                            f"{v:g} for {k}" for k, v in conv_lr.items()) if conv_lr else "")
                        + ")")
-    train.add_argument("--lr-schedule", choices=["constant", "cosine"], default=lr_schedule,
-                       help="constant, or cosine decay of the learning rate to 0 over the "
-                       "run (default: %(default)s)")
+    train.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=lr_schedule,
+                       help="constant; cosine decay of the learning rate to 0 over the run; "
+                       "or burda: Burda et al.'s 8 stages, stage i (3^i/3280 of the run) at "
+                       "10^(-i/7) times --lr (default: %(default)s)")
     train.add_argument("--momentum", type=momentum_value, default=0.9,
                        help="momentum for --optimizer sgd (default: %(default)s)")
     train.add_argument("--no-fast", action="store_true",
@@ -216,6 +227,12 @@ def add_common_arguments(
                        "number to repeat a run bit for bit); adapt = also re-timed during "
                        "the run, which changes the last bits when it switches; or a number "
                        "(npnet/fast/threads.py; default: %(default)s)")
+    train.add_argument("--binarize", choices=BINARIZATIONS, default=binarize,
+                       help="none = gray pixels in [0, 1]; dynamic = a fresh 0/1 draw "
+                       "(pixel = 1 with probability its gray value) of every training batch; "
+                       "static = one draw of the training set (seeded by --seed). Except with "
+                       "none, the test set is one fixed draw, the same in every run "
+                       f"(seed {TEST_BINARIZATION_SEED}) (default: %(default)s)")
     train.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of every random choice: weights, batches, noise, pairs "
                        "(default: %(default)s)")
@@ -272,12 +289,18 @@ def resolve_arch(args, parser: argparse.ArgumentParser) -> None:
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST (x_train, y_train, x_test, y_test), sliced for ``--quick``; exits on bad data."""
+    """MNIST (x_train, y_train, x_test, y_test), binarised as ``--binarize`` says (the test set
+    with :data:`npnet.data.TEST_BINARIZATION_SEED`), sliced for ``--quick``; exits on bad
+    data."""
     try:
         x_train, y_train = load_mnist("train", data_dir=args.data_dir, verify=not args.no_verify)
         x_test, y_test = load_mnist("test", data_dir=args.data_dir, verify=not args.no_verify)
     except MNISTError as error:
         sys.exit(f"error: {error}")
+    if args.binarize != "none":  # before --quick's slice: the same test images either way
+        x_test = binarize(x_test, TEST_BINARIZATION_SEED)
+    if args.binarize == "static":
+        x_train = binarize(x_train, [args.seed, 5])
     if args.quick:
         x_train, y_train = x_train[:QUICK_TRAIN], y_train[:QUICK_TRAIN]
         x_test, y_test = x_test[:QUICK_TEST], y_test[:QUICK_TEST]
@@ -346,16 +369,16 @@ def _free_memory() -> int | None:
 
 
 def make_optimizer(args, params: dict, default_lr: dict[str, float],
-                   conv_lr: dict[str, float] | None = None):
+                   conv_lr: dict[str, float] | None = None, adam_eps: float = 1e-8):
     """The optimizer named by ``--optimizer``; ``--lr`` or that optimizer's tuned default
-    (``conv_lr``'s, where given, for ``--arch conv``)."""
+    (``conv_lr``'s, where given, for ``--arch conv``); Adam with ``adam_eps``."""
     if conv_lr is not None and args.arch == "conv":
         default_lr = conv_lr
     lr = args.lr if args.lr is not None else default_lr[args.optimizer]
     args.lr = lr  # recorded in metrics.json as used
     if args.optimizer == "sgd":
         return SGD(params, lr=lr, momentum=args.momentum, nesterov=args.momentum > 0)
-    return Adam(params, lr=lr)
+    return Adam(params, lr=lr, eps=adam_eps)
 
 
 def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
@@ -474,8 +497,9 @@ class Run:
                 checkpoint=args.out / "checkpoint.npz",
                 resume=args.resume,
                 config=self.resume_config(),
-                lr_schedule=cosine_decay if args.lr_schedule == "cosine" else None,
+                lr_schedule=LR_SCHEDULES[args.lr_schedule],
                 check_model=check_model,
+                batch_transform=binarize if args.binarize == "dynamic" else None,
                 run_id=self.run_id,
                 progress=not args.no_progress,
             )
@@ -515,7 +539,10 @@ class Run:
         else:
             trainer = fast.enable(model, optimizer, blas_threads=args.blas_threads, log=log)
         if args.blas_threads == "auto":
-            args.blas_threads = trainer.choose(x_train[: args.batch_size])
+            batch = x_train[: args.batch_size]
+            if args.binarize == "dynamic":  # what the training steps will see
+                batch = binarize(batch, [args.seed, 7])
+            args.blas_threads = trainer.choose(batch)
         return trainer
 
     def figure(self, fig, description: str, name: str) -> None:
@@ -548,14 +575,17 @@ class Run:
     def resume_config(self) -> dict:
         """The options a checkpoint must agree on to be resumed: all that change the model or
         its training, but not --epochs (resuming with more epochs trains further), where
-        files are, nor --no-fast (the same numbers either way)."""
+        files are, --no-fast (the same numbers either way), nor how a finished model is
+        evaluated (--eval-k, --eval-images)."""
         where = ("resume", "overwrite", "no_progress", "out", "data_dir", "no_verify", "epochs",
-                 "no_fast")
+                 "no_fast", "eval_k", "eval_images")
         config = {k: v for k, v in self.settings().items() if k not in where}
         if config.get("blas_threads", "") is None:  # resuming a checkpoint from before it
             del config["blas_threads"]
         if config.get("arch") == "dense":  # as checkpoints from before --arch say it
             del config["arch"], config["channels"]
+        if config.get("binarize") == "none":  # as checkpoints from before --binarize say it
+            del config["binarize"]
         return config
 
     def environment(self) -> dict:

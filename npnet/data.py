@@ -57,7 +57,8 @@ from npnet.io import atomic_write, write_json
 __all__ = [
     "MNISTError", "MNISTNotFoundError", "MNISTDownloadError", "MNIST_FILES", "MNIST_MD5",
     "MNIST_IDX_MD5", "MNIST_COUNTS", "MIRRORS", "read_idx", "find_mnist_dir", "load_mnist",
-    "download_mnist",
+    "download_mnist", "BINARIZATIONS", "TEST_BINARIZATION_SEED", "binarize",
+    "check_binarization",
 ]
 
 # The (images, labels) file of each split, without the ".gz" a file may carry.
@@ -537,3 +538,53 @@ def download_mnist(
                 f"could not download {name} from any mirror:\n    " + "\n    ".join(failures)
             )
     return dest_dir
+
+
+# --- Binarised MNIST ------------------------------------------------------------------------
+
+# How the gray pixels become the 0/1 images a Bernoulli likelihood is defined for:
+#   none     the gray values in [0, 1] as they are (the assignment's figures)
+#   dynamic  a fresh draw for every mini-batch while training (Burda et al., 2015)
+#   static   one seeded draw of each split, kept for the whole run
+BINARIZATIONS = ("none", "dynamic", "static")
+# The seed of the one binarisation of the test set that every likelihood is measured on
+# (with "dynamic" and "static" alike), so that numbers of different runs are comparable.
+TEST_BINARIZATION_SEED = 20151101  # Burda et al.'s arXiv:1509.00519, first posted 2015-09
+
+
+def binarize(x: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
+    """One Bernoulli draw of binary images from gray ones: pixel = 1 where u <= x,
+    u ~ Uniform[0, 1), so that P(pixel = 1) = x (the protocol of Burda et al., 2015).
+
+    Parameters
+    ----------
+    x : ndarray, (N, D) or any shape, values in [0, 1]
+    rng : numpy.random.Generator or int
+        A seed gives the same images every call.
+
+    Returns
+    -------
+    ndarray of x's floating dtype (float32 for integer input), every value 0.0 or 1.0.
+
+    Tested by: tests/test_data.py::test_binarize_draws_pixels_with_probability_x
+    """
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"binarize needs real pixel values in [0, 1], got dtype {x.dtype}")
+    if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            "binarize needs pixel values in [0, 1] (MNIST as load_mnist gives it: bytes / 255), "
+            f"got values from {np.nanmin(x)} to {np.nanmax(x)}"
+            + (" and NaN" if np.isnan(x).any() else ""))
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+    u = np.random.default_rng(rng).random(x.shape, dtype=np.float64)
+    return (u <= x).astype(dtype)
+
+
+def check_binarization(name) -> str:
+    """``name`` if it is one of :data:`BINARIZATIONS`, else a ValueError that lists them."""
+    if name not in BINARIZATIONS:
+        raise ValueError(f"unknown binarisation {name!r}; choose one of "
+                         + ", ".join(repr(b) for b in BINARIZATIONS))
+    return name
+

@@ -12,6 +12,7 @@ import numpy as np
 from .layers import sigmoid
 
 __all__ = [
+    "check_binary",
     "mse_loss",
     "squared_error_per_image",
     "bce_with_logits",
@@ -48,6 +49,24 @@ def _check_probabilities(target: np.ndarray, what: str) -> None:
             f"{what}: targets must be in [0, 1], got values from {low} to {high}; "
             "scale 0-255 pixels by 1/255 (npnet.data.load_mnist does)"
         )
+
+
+def check_binary(x: np.ndarray, what: str) -> None:
+    """Raise a ValueError that says how to binarise, unless every value of x is 0 or 1.
+
+    A Bernoulli likelihood p(x|z) is a probability only for binary x; on gray values the
+    cross-entropy is still a fine loss, but not the log-likelihood of any model.
+
+    Tested by: tests/test_vae.py::test_likelihoods_refuse_gray_images
+    """
+    x = np.asarray(x)
+    binary = (x == 0) | (x == 1)
+    if not binary.all():
+        raise ValueError(
+            f"{what} needs binary images (every pixel 0 or 1): a Bernoulli likelihood is not "
+            f"defined for a value such as {x[~binary].ravel()[0]}. Binarise them first: "
+            "npnet.data.binarize(x, rng) in code, --binarize dynamic or static on the "
+            "command line")
 
 
 def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:

@@ -34,8 +34,9 @@ from tqdm.auto import tqdm
 
 from .io import assign_params, load_arrays, save_arrays
 
-__all__ = ["fit", "iterate_minibatches", "cosine_decay", "checkpoint_config", "checkpoint_meta",
-           "CheckpointError", "CheckpointMismatch", "TrainingDiverged", "EXPLOSION_FACTOR"]
+__all__ = ["fit", "iterate_minibatches", "cosine_decay", "burda_schedule", "checkpoint_config",
+           "checkpoint_meta", "CheckpointError", "CheckpointMismatch", "TrainingDiverged",
+           "EXPLOSION_FACTOR"]
 
 # A loss this many times above the reference (below) has exploded: far beyond the noise of a
 # bad epoch, and reached within an epoch or two by a learning rate that is too high.
@@ -82,6 +83,28 @@ def cosine_decay(progress: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+# Burda, Grosse & Salakhutdinov (2015), section 5: 3^i epochs at learning rate
+# 0.001 * 10^(-i/7), for i = 0..7, 3,280 epochs in all.
+BURDA_STAGES = tuple(3**i for i in range(8))
+
+
+def burda_schedule(progress: float) -> float:
+    """Learning-rate multiplier of Burda et al.'s schedule, stretched to any run length:
+    ``10^(-i/7)`` in stage i = 0..7, stage i taking the fraction ``3^i / 3280`` of training.
+
+    With 3,280 epochs and an initial rate of 0.001 it is the paper's schedule (3^i epochs
+    at 0.001 * 10^(-i/7)); with fewer, each stage keeps its share of the run.
+
+    Tested by: tests/test_train.py::test_burda_schedule_has_the_papers_stages
+    """
+    boundary, total = 0, sum(BURDA_STAGES)
+    for i, length in enumerate(BURDA_STAGES):
+        boundary += length
+        if progress * total < boundary:
+            return 10.0 ** (-i / 7)
+    return 10.0 ** (-(len(BURDA_STAGES) - 1) / 7)
+
+
 def fit(
     model,
     optimizer,
@@ -96,6 +119,7 @@ def fit(
     config: dict | None = None,
     lr_schedule: Callable[[float], float] | None = None,
     check_model: Callable[[], str | None] | None = None,
+    batch_transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     run_id: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -125,6 +149,10 @@ def fit(
         ``() -> None`` when the model is sound, or a sentence saying what is wrong with it
         (for example that every reconstruction is the same image); called after every
         epoch's evaluation, before its checkpoint is written.
+    batch_transform : callable, optional
+        ``(batch, rng) -> batch``, applied to every mini-batch before its step with the
+        epoch's generator: :func:`npnet.data.binarize` gives dynamic binarisation, a fresh
+        draw of every batch. Not applied to ``x_eval``.
     run_id : str, optional
         Written into every checkpoint, so that a reader can tell which run wrote it.
     progress : bool
@@ -200,7 +228,10 @@ def fit(
                 if lr_schedule is not None:
                     done = (epoch * steps_per_epoch + step - 1) / (epochs * steps_per_epoch)
                     optimizer.lr = base_lr * lr_schedule(done)
-                losses = model.train_step(x_train[indices], rng)
+                batch = x_train[indices]
+                if batch_transform is not None:
+                    batch = batch_transform(batch, rng)
+                losses = model.train_step(batch, rng)
                 if epoch == 0 and step == 1:
                     first_loss = losses["loss"]
                 if not np.isfinite(losses["loss"]):  # before the step: keep the parameters

@@ -41,6 +41,17 @@ computed exactly rather than sampled:
 .. math::  \mathrm{KL}_n = -\frac{1}{2} \sum_{j=1}^{J}
            \big(1 + \mathrm{logvar}_{nj} - \mu_{nj}^2 - e^{\mathrm{logvar}_{nj}}\big).
 
+**The IWAE bound** (Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders*,
+2015), ``VAE(objective="iwae", k=...)``, is tighter: with k samples z_i ~ q(z|x) and their
+importance weights w_i = p(x|z_i) p(z_i) / q(z_i|x),
+
+.. math::  \log p(x) \ge \mathcal{L}_k(x) = \mathbb{E}\Big[\log \frac{1}{k}
+           \sum_{i=1}^{k} w_i\Big] \ge \mathcal{L}_1(x) = \mathrm{ELBO}(x),
+
+and it rises with k towards log p(x). Its gradient is the single-sample gradients averaged
+with the normalised weights w~_i = w_i / sum_j w_j (:meth:`VAE.train_step` derives it).
+Its KL part is sampled (log p(z_i) - log q(z_i|x)), not the closed form above.
+
 **From the math to the code**::
 
     mu(x), logvar(x)        VAE.encoder (Sequential, last Dense of width 2J), split in half
@@ -50,6 +61,8 @@ computed exactly rather than sampled:
     logits s(z)             VAE.decoder (Sequential, linear output)
     recon_n, dL/ds          npnet.losses.bce_with_logits
     one step of L           VAE.train_step                (fills VAE.grads; updates nothing)
+    log w_i, log p(x)       VAE.log_weights, VAE.log_likelihood (importance sampling)
+    one step of -L_k        VAE.train_step with objective="iwae" (VAE._iwae_step)
 """
 
 from __future__ import annotations
@@ -61,10 +74,12 @@ import numpy as np
 
 from .autoencoder import EncoderDecoder, encoder_and_decoder, in_batches
 from .layers import Layer, layer_width, sigmoid
-from .losses import bce_with_logits, bce_with_logits_per_example
+from .losses import bce_with_logits, bce_with_logits_per_example, check_binary
 
 __all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE",
-           "log_mean_exp"]
+           "log_mean_exp", "OBJECTIVES"]
+
+OBJECTIVES = ("elbo", "iwae")  # VAE(objective=...): what train_step minimises
 
 # logvar is clipped to this range before anything uses it (sigma in [3e-7, 2.2e4]). Without
 # it, a diverging encoder overflows exp(logvar) in float32 at logvar > 88 and the loss is inf
@@ -343,6 +358,12 @@ class VAE(EncoderDecoder):
         and J -> 7x7x64 -> 14x14x32 -> 784 with transposed convolutions.
     channels : tuple of int
         The convolutions' output channels, encoder order (``arch="conv"`` only).
+    objective : {"elbo", "iwae"}
+        What :meth:`train_step` minimises: the negative ELBO with the KL term in closed form
+        (one sample per image), or the negative IWAE bound -L_k with ``k`` samples per image
+        (binary images only; beta must be 1).
+    k : int
+        Importance samples per image for ``objective="iwae"`` (1 for ``"elbo"``).
 
     Attributes
     ----------
@@ -352,7 +373,8 @@ class VAE(EncoderDecoder):
 
     Tested by: tests/test_vae.py::test_whole_vae_loss_gradients,
     tests/test_vae.py::test_training_reduces_the_loss,
-    tests/test_vae.py::test_vae_widths_must_be_integers
+    tests/test_vae.py::test_vae_widths_must_be_integers,
+    tests/test_vae.py::test_iwae_gradients, tests/test_vae.py::test_bad_objectives_are_refused
     """
 
     def __init__(
@@ -366,7 +388,22 @@ class VAE(EncoderDecoder):
         dtype=np.float32,
         arch: str = "dense",
         channels: tuple[int, ...] = (32, 64),
+        objective: str = "elbo",
+        k: int = 1,
     ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; choose one of "
+                             + ", ".join(map(repr, OBJECTIVES)))
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"the number of importance samples k must be an integer >= 1, "
+                             f"got {k!r}")
+        if objective == "elbo" and k != 1:
+            raise ValueError(f"objective='elbo' takes one sample per image, got k={k}; "
+                             "for k samples use objective='iwae'")
+        if objective == "iwae" and beta != 1:
+            raise ValueError(f"objective='iwae' is a bound on log p(x), which has no KL "
+                             f"weight: beta must be 1, got {beta}")
+        self.objective, self.k = objective, int(k)
         rng = np.random.default_rng(rng)
         self.input_dim = layer_width(input_dim, "input_dim")
         self.latent_dim = layer_width(latent, "latent")
@@ -422,20 +459,93 @@ class VAE(EncoderDecoder):
             Where eps comes from this step (the training loop passes one per epoch);
             the sampler's own generator otherwise.
         eps : ndarray, (N, J), optional
-            Fixed noise instead (gradient checks).
+            Fixed noise instead (gradient checks); (N, k, J) for ``objective="iwae"``.
 
         Returns
         -------
         dict
             ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``, means over the
-            batch, in nats per image.
+            batch, in nats per image; ``{"loss": -L_k}`` for ``objective="iwae"``.
         """
         x = np.asarray(self._check_pixels(x, "train_step"), dtype=self.dtype)
+        if self.objective == "iwae":
+            return self._iwae_step(x, rng, eps)
         logits = self.forward(x, training=True, eps=eps, rng=rng)
         recon, dlogits = bce_with_logits(logits, x)
         kl = self.sampler.kl
         self.backward(dlogits)
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+
+    def _iwae_step(self, x: np.ndarray, rng, eps: np.ndarray | None) -> dict[str, float]:
+        r"""Forward and backward of the negative IWAE bound on a batch x (N, D) of binary
+        images; fills ``grads``.
+
+        **Forward.** h = [mu, logvar] = encoder(x) (N, 2J), logvar clipped as the sampler
+        clips it, sigma = exp(logvar / 2). For every image n and sample i = 1..k::
+
+            z_ni     = mu_n + sigma_n * eps_ni                      (N, k, J)
+            s_ni     = decoder(z_ni)                                (N k, D) logits
+            log w_ni = log p(x_n|z_ni) + log p(z_ni) - log q(z_ni|x_n)
+                     = -BCE(s_ni, x_n) - 1/2 sum_j (z_nij^2 - eps_nij^2 - logvar_nj)
+            L        = -(1/N) sum_n log (1/k) sum_i w_ni            (the loss, nats)
+
+        (:meth:`log_weights` derives the Gaussian part.) The log-mean-exp takes the maximum
+        out (:func:`log_mean_exp`).
+
+        **Backward.** d/dtheta log sum_i w_i = sum_i (w_i / sum_j w_j) d/dtheta log w_i:
+        each single-sample gradient weighted by the normalised weight
+        w~_ni = w_ni / sum_j w_nj (a softmax over i of log w_ni). So with
+        c_ni = w~_ni / N = -dL/dlog w_ni::
+
+            dL/ds_ni     = c_ni * (sigmoid(s_ni) - x_n)                           (N k, D)
+            dL/dz_ni     = decoder.backward(dL/ds)_ni + c_ni * z_ni               (N, k, J)
+            dL/dmu_n     = sum_i dL/dz_ni                       (dz/dmu = 1)      (N, J)
+            dL/dlogvar_n = sum_i dL/dz_ni * sigma_n * eps_ni / 2 - 1 / (2 N)      (N, J)
+
+        The c z term is the derivative of -c log p(z) - (-c log q), -c (-z^2 / 2), through
+        z; the -1/(2N) is the explicit logvar in log q, with sum_i w~_ni = 1; where logvar
+        was clipped its gradient is 0. With k = 1, w~ = 1 exactly, so the decoder's
+        gradients are the ELBO step's own bits; the encoder's differ by the sampled KL
+        (E over eps of the difference is 0).
+
+        Tested by: tests/test_vae.py::test_iwae_gradients,
+        tests/test_vae.py::test_iwae_with_one_sample_is_the_elbo_step
+        """
+        check_binary(x, "objective='iwae'")
+        n, k, latent = len(x), self.k, self.latent_dim
+        h = self.encoder.forward(x)  # (N, 2J)
+        mu = h[:, :latent]
+        logvar = np.clip(h[:, latent:], *LOGVAR_RANGE)
+        clipped = logvar != h[:, latent:]
+        sigma = np.exp(0.5 * logvar)
+        if eps is None:
+            generator = self.sampler.rng if rng is None else np.random.default_rng(rng)
+            eps = generator.standard_normal((n, k, latent), dtype=h.dtype)
+        else:
+            eps = np.asarray(eps, dtype=h.dtype)
+            if eps.shape != (n, k, latent):
+                raise ValueError(f"eps must have the shape (N, k, J) = ({n}, {k}, {latent}), "
+                                 f"got {eps.shape}")
+        z = mu[:, None, :] + sigma[:, None, :] * eps  # (N, k, J)
+        logits = self.decoder.forward(z.reshape(n * k, latent))  # (N k, D)
+        targets = np.repeat(x, k, axis=0)  # row n k + i is image n
+        log_px_z = -bce_with_logits_per_example(logits, targets).reshape(n, k)
+        log_pz_over_qz = -0.5 * np.sum(z**2 - eps**2 - logvar[:, None, :], axis=2)  # (N, k)
+        log_w = log_px_z + log_pz_over_qz
+        m = log_w.max(axis=1, keepdims=True)
+        w = np.exp(log_w - m)
+        total = w.sum(axis=1, keepdims=True)
+        loss = -float(np.mean(m[:, 0] + np.log(total[:, 0] / k), dtype=np.float64))
+        w_tilde = w / total  # (N, k), each row sums to 1
+
+        dlogits = (sigmoid(logits) - targets) * w_tilde.reshape(n * k, 1) / n
+        dz = self.decoder.backward(dlogits).reshape(n, k, latent)
+        dz += (w_tilde / n)[:, :, None] * z
+        dmu = dz.sum(axis=1)
+        dlogvar = (dz * eps).sum(axis=1) * sigma / 2 - 0.5 / n
+        dlogvar[clipped] = 0
+        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))
+        return {"loss": loss}
 
     def evaluate(
         self,
@@ -448,11 +558,14 @@ class VAE(EncoderDecoder):
         z is *sampled* from q(z|x) with ``rng`` (seeded: the same number every call), so
         ``loss`` is a single-sample estimate of the negative ELBO (for beta = 1), the
         number the PyTorch reference example reports. Returns ``{"loss", "recon", "kl"}``
-        in nats per image, summed in float64.
+        in nats per image, summed in float64. With ``objective="iwae"``: ``{"loss": -L_k}``,
+        the k-sample bound (:meth:`log_likelihood` with the model's k).
         """
         x = np.asarray(self._check_pixels(x, "evaluate"), dtype=self.dtype)
         if len(x) == 0:
             raise ValueError("evaluate got an empty dataset")
+        if self.objective == "iwae":  # the training objective: the k-sample bound
+            return {"loss": -float(np.mean(self.log_likelihood(x, self.k, rng)))}
         rng = np.random.default_rng(rng)
         recon_total = kl_total = 0.0
         for start in range(0, len(x), batch_size):
@@ -467,7 +580,7 @@ class VAE(EncoderDecoder):
         self, x: np.ndarray, k: int, rng: np.random.Generator | int | None = 0
     ) -> np.ndarray:
         r"""Importance log-weights ``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``,
-        z_i ~ q(z|x), for a batch x (N, D) in [0, 1]: an (N, k) float64 array.
+        z_i ~ q(z|x), for a batch x (N, D) of binary images: an (N, k) float64 array.
 
         With z = mu + sigma * eps (eps ~ N(0, I), sigma = exp(logvar / 2), logvar clipped
         as the sampler clips it) the Gaussian densities' constants cancel::
@@ -484,6 +597,7 @@ class VAE(EncoderDecoder):
         Tested by: tests/test_vae.py::test_log_likelihood_matches_numerical_integration
         """
         x = np.asarray(self._check_pixels(x, "log_weights"), dtype=self.dtype)
+        check_binary(x, "log_weights")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"the number of importance samples k must be an integer >= 1, "
                              f"got {k!r}")
@@ -528,6 +642,7 @@ class VAE(EncoderDecoder):
         tests/test_vae.py::test_log_likelihood_refuses_bad_k
         """
         x = np.asarray(self._check_pixels(x, "log_likelihood"), dtype=self.dtype)
+        check_binary(x, "log_likelihood")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"the number of importance samples k must be an integer >= 1, "
                              f"got {k!r}")
@@ -552,6 +667,22 @@ class VAE(EncoderDecoder):
                 m = new_m
             result[start : start + images] = m + np.log(total / k)
         return result
+
+    def init_output_bias(self, x_train: np.ndarray, clip: float = 1e-3) -> None:
+        """Set the decoder's output bias to the logit of the mean training image,
+        log(p / (1 - p)) with p the mean of each pixel clipped to [clip, 1 - clip]: an
+        untrained decoder then predicts the average digit rather than gray 0.5 everywhere
+        (Burda et al., 2015). Needs a decoder that ends in a Dense layer.
+
+        Tested by: tests/test_vae.py::test_init_output_bias_predicts_the_mean_image
+        """
+        last = self.decoder.layers[-1]
+        if "b" not in last.params or last.params["b"].shape != (self.input_dim,):
+            raise ValueError(f"init_output_bias needs a decoder that ends in a Dense layer "
+                             f"of {self.input_dim} outputs, got {last.describe()}")
+        x_train = np.asarray(self._check_pixels(x_train, "init_output_bias"))
+        p = np.clip(x_train.mean(axis=0, dtype=np.float64), clip, 1 - clip)
+        last.params["b"][...] = np.log(p / (1 - p))
 
     def encode(self, x: np.ndarray, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar) of q(z|x), each (N, J), for images x (N, D); logvar = log sigma^2,
