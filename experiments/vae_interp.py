@@ -36,9 +36,11 @@ from npnet.cli import (
     add_common_arguments,
     check_model_fits,
     describe_arch,
+    estimate_test_log_likelihood,
     exits_cleanly,
     load_data,
     make_optimizer,
+    non_negative_int,
     positive_int,
     resolve_arch,
 )
@@ -63,10 +65,17 @@ def parse_args(argv=None):
     model.add_argument("--latent", type=positive_int, default=20, help="latent dimension J")
     model.add_argument("--beta", type=float, default=1.0,
                        help="weight of the KL term (1 = the ELBO)")
+    parser.add_argument("--log-likelihood-k", type=non_negative_int, default=0,
+                        help="after training, estimate the test log p(x) with this many "
+                        "importance samples per image (5000 as papers do; needs --binarize "
+                        "dynamic or static; docs/10-likelihoods.md) (default: 0, none)")
     args = parser.parse_args(argv)
     resolve_arch(args, parser)
     if not 0 <= args.beta < float("inf"):
         parser.error(f"--beta must be a number >= 0, got {args.beta}")
+    if args.log_likelihood_k and args.binarize == "none":
+        parser.error("--log-likelihood-k: log p(x) of a Bernoulli decoder is only defined "
+                     "for binary images; add --binarize dynamic (or static)")
     return args, parser
 
 
@@ -165,17 +174,18 @@ def main(argv=None) -> None:
 
     final = {name: history[f"test_{name}"][-1] for name in ("loss", "recon", "kl")}
     negative_elbo = final["recon"] + final["kl"]  # equals the training loss only for beta = 1
-    run.finish(
-        {
-            "test_nats_per_image": {
-                "negative_elbo": negative_elbo, "reconstruction": final["recon"],
-                "kl": final["kl"], "training_objective": final["loss"],
-            },
-            "pairs": pairs,
-        },
-        f"test negative ELBO {negative_elbo:.2f} nats/image "
-        f"(reconstruction {final['recon']:.2f} + KL {final['kl']:.2f})",
-    )
+    nats = {"negative_elbo": negative_elbo, "reconstruction": final["recon"],
+            "kl": final["kl"], "training_objective": final["loss"]}
+    headline = (f"test negative ELBO {negative_elbo:.2f} nats/image "
+                f"(reconstruction {final['recon']:.2f} + KL {final['kl']:.2f})")
+    if args.log_likelihood_k:
+        estimates, seconds = estimate_test_log_likelihood(model, x_test,
+                                                          args.log_likelihood_k, args)
+        nats["negative_log_likelihood"] = -float(estimates.mean())
+        headline += (f"\ntest -log p(x) {nats['negative_log_likelihood']:.2f} nats/image "
+                     f"(k = {args.log_likelihood_k}, {len(x_test)} binarised test images, "
+                     f"{seconds:.0f} s)")
+    run.finish({"test_nats_per_image": nats, "pairs": pairs}, headline)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,7 @@ def interrupted_while_starting(signum, frame):
 # once main runs. (The imports below come after this line on purpose.)
 signal.signal(signal.SIGINT, interrupted_while_starting)
 
-import time
-
 import numpy as np
-from tqdm.auto import tqdm
 
 from npnet import analysis, plotting
 from npnet.cli import (
@@ -51,6 +48,7 @@ from npnet.cli import (
     add_common_arguments,
     check_model_fits,
     describe_arch,
+    estimate_test_log_likelihood,
     exits_cleanly,
     load_data,
     make_optimizer,
@@ -106,19 +104,6 @@ def parse_args(argv=None):
     return args, parser
 
 
-def test_log_likelihood(model: VAE, x: np.ndarray, k: int, seed: int, progress: bool):
-    """log p(x) of every image of x, k importance samples each, 100 images at a time (each
-    block seeded by its position, so a run repeats its numbers); returns the (N,) estimates
-    and the seconds taken."""
-    started, block = time.perf_counter(), 100
-    estimates = np.empty(len(x))
-    for start in tqdm(range(0, len(x), block), desc=f"log p(x), k = {k}", unit="block",
-                      disable=not progress, leave=False, dynamic_ncols=True):
-        estimates[start : start + block] = model.log_likelihood(
-            x[start : start + block], k=k, rng=[seed, 6, start])
-    return estimates, time.perf_counter() - started
-
-
 @exits_cleanly
 def main(argv=None) -> None:
     args, parser = parse_args(argv)
@@ -143,8 +128,7 @@ def main(argv=None) -> None:
     history = run.train(model, optimizer, x_train, x_test[:1000])
     training_seconds = float(np.sum(history["epoch_seconds"]))
 
-    estimates, eval_seconds = test_log_likelihood(model, x_eval, args.eval_k, args.seed,
-                                                  not args.no_progress)
+    estimates, eval_seconds = estimate_test_log_likelihood(model, x_eval, args.eval_k, args)
     nll = -float(estimates.mean())
     stderr = float(estimates.std(ddof=1) / np.sqrt(len(estimates))) if len(estimates) > 1 else None
     count, variances = analysis.active_units(model.encode(x_test)[0])

@@ -15,6 +15,7 @@ run, and a file that metrics.json does not list is not from that run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import math
@@ -30,11 +31,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import fast
 from .autoencoder import ARCHITECTURES
 from .data import BINARIZATIONS, TEST_BINARIZATION_SEED, MNISTError, binarize, load_mnist
+from .fast.likelihood import log_likelihood as fast_log_likelihood
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
 from .fast.threads import MODES, BlasThreads
@@ -51,7 +54,7 @@ from .train import (
 
 __all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run",
            "exits_cleanly", "check_model_fits", "resolve_arch",
-           "describe_arch"]
+           "describe_arch", "estimate_test_log_likelihood"]
 
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
 CONV_CHANNELS = [32, 64]  # --arch conv: 28x28x1 -> 14x14x32 -> 7x7x64
@@ -308,6 +311,29 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sys.exit(f"error: the training set has {len(x_train)} images, fewer than one batch "
                  f"(--batch-size {args.batch_size}); choose a smaller --batch-size")
     return x_train, y_train, x_test, y_test
+
+
+def estimate_test_log_likelihood(model, x: np.ndarray, k: int, args) -> tuple[np.ndarray, float]:
+    """The importance-sampled log p(x) of every image of x (binary), k samples each, 100
+    images at a time, each block seeded by ``--seed`` and its position (so a run repeats its
+    numbers); on every core (:mod:`npnet.fast.likelihood`) unless ``--no-fast``, which gives
+    the same numbers with ``--blas-threads 1``. Returns the (N,) estimates and the seconds."""
+    if args.no_fast:
+        limits = threadpool_limits(args.blas_threads, user_api="blas") if isinstance(
+            args.blas_threads, int) else contextlib.nullcontext()
+        with limits:
+            return _log_likelihood_in_blocks(model.log_likelihood, x, k, args)
+    return _log_likelihood_in_blocks(functools.partial(fast_log_likelihood, model), x, k, args)
+
+
+def _log_likelihood_in_blocks(estimate, x, k: int, args) -> tuple[np.ndarray, float]:
+    started, block = time.perf_counter(), 100
+    estimates = np.empty(len(x))
+    for start in tqdm(range(0, len(x), block), desc=f"log p(x), k = {k}", unit="block",
+                      disable=args.no_progress, leave=False, dynamic_ncols=True):
+        estimates[start : start + block] = estimate(x[start : start + block], k=k,
+                                                    rng=[args.seed, 6, start])
+    return estimates, time.perf_counter() - started
 
 
 def describe_arch(args, pixels: int, code: int) -> str:

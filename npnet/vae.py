@@ -77,7 +77,7 @@ from .layers import Layer, layer_width, sigmoid
 from .losses import bce_with_logits, bce_with_logits_per_example, check_binary
 
 __all__ = ["kl_divergence", "kl_divergence_backward", "Reparameterize", "VAE", "LOGVAR_RANGE",
-           "log_mean_exp", "OBJECTIVES"]
+           "log_mean_exp", "accumulate_log_sum_exp", "OBJECTIVES"]
 
 OBJECTIVES = ("elbo", "iwae")  # VAE(objective=...): what train_step minimises
 
@@ -175,6 +175,22 @@ def log_mean_exp(a: np.ndarray, axis: int = -1) -> np.ndarray:
     m = np.max(a, axis=axis, keepdims=True)
     out = m + np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True))
     return np.squeeze(out, axis=axis)
+
+
+def accumulate_log_sum_exp(m: np.ndarray, total: np.ndarray, a: np.ndarray) -> None:
+    r"""Add the terms exp(a) (N, n) to running sums kept as log sum = m + log(total), (N,)
+    each, in place: the new maximum m' = max(m, max_i a_i) rescales the old total,
+
+    .. math::  \text{total}' = \text{total}\, e^{m - m'} + \sum_i e^{a_i - m'},
+
+    so no exponent is ever positive. Start from m = -inf, total = 0.
+
+    Tested by: tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block
+    """
+    new_m = np.maximum(m, a.max(axis=1))
+    total *= np.exp(m - new_m)
+    total += np.exp(a - new_m[:, None]).sum(axis=1)
+    m[...] = new_m
 
 
 class Reparameterize(Layer):
@@ -577,7 +593,11 @@ class VAE(EncoderDecoder):
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
     def log_weights(
-        self, x: np.ndarray, k: int, rng: np.random.Generator | int | None = 0
+        self,
+        x: np.ndarray,
+        k: int,
+        rng: np.random.Generator | int | None = 0,
+        eps: np.ndarray | None = None,
     ) -> np.ndarray:
         r"""Importance log-weights ``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``,
         z_i ~ q(z|x), for a batch x (N, D) of binary images: an (N, k) float64 array.
@@ -593,6 +613,7 @@ class VAE(EncoderDecoder):
         logits, summed over pixels (:func:`npnet.losses.bce_with_logits_per_example`).
         E_q[log w] is the ELBO; :meth:`log_likelihood` averages the weights themselves.
         The decoder runs on N k codes at once: call it on slices of x to bound memory.
+        ``eps`` (N, k, J), in the model's dtype, replaces the draw from ``rng``.
 
         Tested by: tests/test_vae.py::test_log_likelihood_matches_numerical_integration
         """
@@ -603,8 +624,11 @@ class VAE(EncoderDecoder):
                              f"got {k!r}")
         h = self.encoder.forward(x)
         mu, logvar = h[:, : self.latent_dim], np.clip(h[:, self.latent_dim :], *LOGVAR_RANGE)
-        eps = np.random.default_rng(rng).standard_normal((len(x), k, self.latent_dim),
-                                                          dtype=self.dtype)
+        if eps is None:
+            eps = self._draw_eps(np.random.default_rng(rng), len(x), k)
+        elif eps.shape != (len(x), k, self.latent_dim):
+            raise ValueError(f"eps must have the shape (N, k, J) = ({len(x)}, {k}, "
+                             f"{self.latent_dim}), got {eps.shape}")
         z = mu[:, None, :] + np.exp(logvar / 2)[:, None, :] * eps  # (N, k, J)
         logits = self.decoder.forward(z.reshape(-1, self.latent_dim))  # (N k, D)
         targets = np.repeat(x, k, axis=0)  # row n k + i is image n
@@ -614,33 +638,9 @@ class VAE(EncoderDecoder):
         log_pz_over_qz = -0.5 * np.sum(z64**2 - eps64**2 - lv64, axis=2)  # (N, k)
         return log_px_z.reshape(len(x), k) + log_pz_over_qz
 
-    def log_likelihood(
-        self,
-        x: np.ndarray,
-        k: int = 5000,
-        rng: np.random.Generator | int | None = 0,
-        chunk: int = 20_000,
-    ) -> np.ndarray:
-        r"""The importance-sampled estimate of log p(x), in nats, for each image of x (N, D).
-
-        .. math::  \log p(x) \approx \log \frac{1}{k} \sum_{i=1}^{k}
-                   \frac{p(x|z_i)\,p(z)}{q(z_i|x)}, \qquad z_i \sim q(z|x)
-
-        (Burda et al., 2015). With k = 1 its expectation is the ELBO; it grows towards
-        log p(x) as k grows (its bias is about -Var(w) / (2 k E[w]^2)). The weights are
-        drawn ``chunk // k`` images (at least one) and ``chunk`` samples at a time at most,
-        and combined with a running :func:`log_mean_exp` in float64, so memory stays
-        bounded for any k (``chunk`` = 20,000 codes of 784 pixels: logits and targets of
-        about 63 MB each in float32). Seeded: the same ``rng`` gives the same numbers.
-
-        Returns an (N,) float64 array; -mean of it is the "test log-likelihood" in nats
-        that papers report.
-
-        Tested by: tests/test_vae.py::test_log_likelihood_matches_numerical_integration,
-        tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block,
-        tests/test_vae.py::test_log_likelihood_is_finite_for_extreme_models,
-        tests/test_vae.py::test_log_likelihood_refuses_bad_k
-        """
+    def _check_likelihood_args(self, x: np.ndarray, k: int, chunk: int) -> np.ndarray:
+        """x as an array of the model's dtype if :meth:`log_likelihood` can take x, k and
+        chunk; a ValueError that says what to pass otherwise."""
         x = np.asarray(self._check_pixels(x, "log_likelihood"), dtype=self.dtype)
         check_binary(x, "log_likelihood")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -651,22 +651,60 @@ class VAE(EncoderDecoder):
         if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
             raise ValueError(f"chunk (codes decoded at once) must be an integer >= 1, "
                              f"got {chunk!r}")
-        rng = np.random.default_rng(rng)
+        return x
+
+    def _draw_eps(self, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+        """k draws of eps ~ N(0, I) for each of n images: (n, k, J) in the model's dtype."""
+        return rng.standard_normal((n, k, self.latent_dim), dtype=self.dtype)
+
+    def log_likelihood_blocks(self, n_images: int, k: int, chunk: int):
+        """The blocks :meth:`log_likelihood` works in: ``(start, stop, samples)`` tuples, in
+        order, each ``samples`` log-weights of images ``start:stop``."""
         per_block = min(k, chunk)  # samples per block
         images = max(1, chunk // per_block)
-        result = np.empty(len(x))
-        for start in range(0, len(x), images):
-            batch = x[start : start + images]
-            # A running log-sum-exp over blocks of samples: total = m + log(sum exp(lw - m)).
-            m = np.full(len(batch), -np.inf)
-            total = np.zeros(len(batch))
+        for start in range(0, n_images, images):
             for done in range(0, k, per_block):
-                lw = self.log_weights(batch, min(per_block, k - done), rng)
-                new_m = np.maximum(m, lw.max(axis=1))
-                total = total * np.exp(m - new_m) + np.exp(lw - new_m[:, None]).sum(axis=1)
-                m = new_m
-            result[start : start + images] = m + np.log(total / k)
-        return result
+                yield start, min(start + images, n_images), min(per_block, k - done)
+
+    def log_likelihood(
+        self,
+        x: np.ndarray,
+        k: int = 5000,
+        rng: np.random.Generator | int | None = 0,
+        chunk: int = 1000,
+    ) -> np.ndarray:
+        r"""The importance-sampled estimate of log p(x), in nats, for each image of x (N, D).
+
+        .. math::  \log p(x) \approx \log \frac{1}{k} \sum_{i=1}^{k}
+                   \frac{p(x|z_i)\,p(z)}{q(z_i|x)}, \qquad z_i \sim q(z|x)
+
+        (Burda et al., 2015). With k = 1 its expectation is the ELBO; it grows towards
+        log p(x) as k grows (its bias is about -Var(w) / (2 k E[w]^2)). The weights are
+        drawn ``chunk // k`` images (at least one) and ``chunk`` samples at a time at most
+        (:meth:`log_likelihood_blocks`), and combined with a running :func:`log_mean_exp`
+        in float64, so memory stays bounded for any k (``chunk`` = 1,000 codes of 784
+        pixels: logits and targets of about 3 MB each in float32, small enough to stay in
+        the processor's cache between the passes over them). Seeded: the same ``rng``
+        gives the same numbers.
+
+        Returns an (N,) float64 array; -mean of it is the "test log-likelihood" in nats
+        that papers report.
+
+        Tested by: tests/test_vae.py::test_log_likelihood_matches_numerical_integration,
+        tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block,
+        tests/test_vae.py::test_log_likelihood_is_finite_for_extreme_models,
+        tests/test_vae.py::test_log_likelihood_refuses_bad_k
+        """
+        x = self._check_likelihood_args(x, k, chunk)
+        rng = np.random.default_rng(rng)
+        # A running log-sum-exp over the blocks of each image's samples:
+        # log sum_i w_i = m + log(total), total = sum_i exp(log w_i - m), m the largest so far.
+        m, total = np.full(len(x), -np.inf), np.zeros(len(x))
+        for start, stop, samples in self.log_likelihood_blocks(len(x), k, chunk):
+            eps = self._draw_eps(rng, stop - start, samples)
+            lw = self.log_weights(x[start:stop], samples, eps=eps)
+            accumulate_log_sum_exp(m[start:stop], total[start:stop], lw)
+        return m + np.log(total / k)
 
     def init_output_bias(self, x_train: np.ndarray, clip: float = 1e-3) -> None:
         """Set the decoder's output bias to the logit of the mean training image,

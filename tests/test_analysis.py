@@ -12,6 +12,7 @@ from strategies import seeds
 
 from npnet.analysis import (
     PCAResult,
+    active_units,
     fit_pca,
     interpolate_codes,
     interpolation_times,
@@ -320,3 +321,17 @@ def test_impossible_requests_say_why():
 def test_analysis_imports_numpy_only():
     code = "import sys, npnet.analysis; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_active_units_counts_varying_dimensions():
+    """Dimensions whose mean code varies over the images more than 0.01 are counted; constant
+    and nearly constant ones are not."""
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([rng.normal(0, 1, 500), np.full(500, 3.0),
+                             rng.normal(0, 0.05, 500), rng.normal(5, 0.2, 500)])
+    count, variances = active_units(codes)
+    assert count == 2
+    np.testing.assert_allclose(variances, codes.var(axis=0))
+    assert active_units(codes, threshold=1e-4)[0] == 3
+    with pytest.raises(ValueError, match=r"shape \(N, J\) with N >= 2"):
+        active_units(codes[:1])

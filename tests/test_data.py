@@ -847,3 +847,37 @@ def test_real_mnist_checksums_are_cached(monkeypatch, private_npnet_cache):
     )
     monkeypatch.setattr(data.hashlib, "md5", None)  # hashing again would fail
     load_mnist("test", data_dir=real, download=False)
+
+
+# --- binarisation ---------------------------------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None)
+@given(p=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))
+def test_binarize_draws_pixels_with_probability_x(p, seed):
+    """Every pixel becomes 0 or 1, 1 with probability x (within 5 standard errors over 20,000
+    pixels); the same seed gives the same images; x = 0 stays 0 and x = 1 stays 1."""
+    x = np.full((100, 200), p, dtype=np.float32)
+    b = data.binarize(x, seed)
+    assert b.dtype == np.float32 and b.shape == x.shape
+    assert set(np.unique(b)) <= {0.0, 1.0}
+    standard_error = max(np.sqrt(p * (1 - p) / b.size), 1e-12)
+    assert abs(b.mean() - p) <= 5 * standard_error + 1e-6
+    np.testing.assert_array_equal(b, data.binarize(x, seed))
+    assert data.binarize(np.zeros(5), seed).sum() == 0
+    assert data.binarize(np.ones(5), seed).sum() == 5
+
+
+def test_binarize_refuses_values_outside_0_1():
+    for bad, match in [(np.array([0.5, 255.0]), r"in \[0, 1\].*from 0.5 to 255"),
+                       (np.array([0.5, np.nan]), "and NaN"),
+                       (np.array(["a"]), "real pixel values")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            data.binarize(bad, 0)
+
+
+def test_unknown_binarisation_names_the_choices():
+    assert data.check_binarization("dynamic") == "dynamic"
+    with pytest.raises(ValueError, match="unknown binarisation 'dynamc'; choose one of "
+                       "'none', 'dynamic', 'static'"):
+        data.check_binarization("dynamc")

@@ -39,7 +39,7 @@ def quick_run(name, out, *args):
     return json.loads((out / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py"])
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py", "vae_likelihood.py"])
 def test_help_explains_the_options(name):
     result = run_script(name, "--help")
     assert result.returncode == 0, result.stderr
@@ -74,6 +74,14 @@ def load_experiment(name):
         ("dae_mnist.py", ["--arch", "conv", "--channels", "8", "--hidden"], "two --channels"),
         ("vae_interp.py", ["--arch", "cnn"], "argument --arch: invalid choice: 'cnn'"),
         ("vae_interp.py", ["--arch", "conv", "--channels", "0"], "--channels: must be"),
+        ("vae_interp.py", ["--binarize", "dynamc"], "--binarize: invalid choice: 'dynamc'"),
+        ("vae_interp.py", ["--log-likelihood-k", "10"], "add --binarize dynamic"),
+        ("vae_interp.py", ["--log-likelihood-k", "-1"], "--log-likelihood-k: must be"),
+        ("vae_likelihood.py", ["--binarize", "none"], "only defined for binary images"),
+        ("vae_likelihood.py", ["--k", "5"], "--k 5 is for --objective iwae"),
+        ("vae_likelihood.py", ["--objective", "iwae", "--k", "0"], "--k: must be"),
+        ("vae_likelihood.py", ["--eval-k", "0"], "--eval-k: must be"),
+        ("vae_likelihood.py", ["--lr-schedule", "steps"], "invalid choice: 'steps'"),
     ],
 )
 def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):
@@ -374,3 +382,61 @@ def test_a_training_set_smaller_than_a_batch_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="fewer than one batch"):
         load_experiment("dae_mnist.py").main(
             ["--no-progress", "--batch-size", "64", "--out", str(tmp_path)])
+
+
+@needs_mnist
+def test_likelihood_quick_run_reports_log_px_and_active_units_and_resumes_to_reevaluate(
+        tmp_path):
+    """vae_likelihood.py trains IWAE (k = 2) on dynamically binarised images, then writes the
+    test log p(x) (lower than the ELBO's bound: -log p(x) below the negative bound, up to
+    noise), the active units and the times; --resume on the finished run trains nothing and
+    evaluates again with another --eval-k."""
+    out = tmp_path / "iwae"
+    metrics = quick_run("vae_likelihood.py", out, "--objective", "iwae", "--k", "2",
+                        "--epochs", "2", "--eval-k", "20", "--eval-images", "50")
+    assert (out / "training_curves.png").stat().st_size > 0
+    assert metrics["eval_k"] == 20 and metrics["eval_images"] == 50
+    assert 0 < metrics["test_negative_log_likelihood"] < 550  # 784 log 2 = 543 nats at p = 1/2
+    assert 0 <= metrics["active_units"] <= 50 and len(metrics["active_unit_variances"]) == 50
+    assert metrics["paper_negative_log_likelihood"] is None  # the paper has no k = 2 row
+    assert metrics["settings"]["binarize"] == "dynamic"
+    assert len(metrics["history"]["test_loss"]) == 2
+
+    again = run_script("vae_likelihood.py", "--quick", "--no-progress", "--out", str(out),
+                       "--objective", "iwae", "--k", "2", "--epochs", "2", "--eval-k", "40",
+                       "--eval-images", "50", "--resume")
+    assert again.returncode == 0, again.stderr
+    reevaluated = json.loads((out / "metrics.json").read_text())
+    assert reevaluated["history"] == metrics["history"]  # nothing trained
+    assert reevaluated["eval_k"] == 40
+    assert reevaluated["test_negative_log_likelihood"] != metrics["test_negative_log_likelihood"]
+
+
+@needs_mnist
+def test_likelihood_no_fast_gives_the_same_numbers(tmp_path):
+    """The log p(x) on every core (npnet.fast.likelihood) is the core's, bit for bit, as the
+    training is, with one BLAS thread."""
+    args = ["--epochs", "1", "--eval-k", "30", "--eval-images", "30", "--blas-threads", "1"]
+    fast = quick_run("vae_likelihood.py", tmp_path / "fast", *args)
+    core = quick_run("vae_likelihood.py", tmp_path / "core", *args, "--no-fast")
+    for metrics in (fast, core):
+        del metrics["eval_seconds"], metrics["training_seconds"]
+    assert_same_results(fast, core, tmp_path / "fast", tmp_path / "core")
+
+
+@needs_mnist
+@pytest.mark.parametrize("name,args", [
+    ("vae_interp.py", ["--binarize", "static", "--log-likelihood-k", "10"]),
+    ("dae_mnist.py", ["--binarize", "dynamic"]),
+])
+def test_binarized_runs_train_on_binary_images_and_resume(tmp_path, name, args):
+    """--binarize static or dynamic trains (and the VAE reports log p(x) on the fixed binary
+    test set); the setting is part of what a checkpoint must agree on to be resumed."""
+    out = tmp_path / "run"
+    metrics = quick_run(name, out, *args)
+    assert metrics["settings"]["binarize"] == args[1]
+    if name == "vae_interp.py":
+        assert metrics["test_nats_per_image"]["negative_log_likelihood"] > 0
+    other = run_script(name, "--quick", "--no-progress", "--out", str(out), "--resume",
+                       "--epochs", "2")
+    assert other.returncode != 0 and "binarize" in other.stderr

@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from strategies import seeds
+from threadpoolctl import threadpool_limits
 
 from npnet import fast
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.fast.layers import FastDense
+from npnet.fast.likelihood import log_likelihood as fast_log_likelihood
 from npnet.fast.optim import FastAdam, numba_available
 from npnet.layers import Dense
 from npnet.optim import SGD, Adam
@@ -170,3 +172,31 @@ def test_enable_with_threads_returns_a_data_parallel_trainer():
         assert isinstance(trainer, fast.DataParallel) and trainer.module is model
     finally:
         trainer.close()
+
+
+# --- log p(x) on every core -----------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, n=st.integers(1, 7), k=st.integers(1, 200), chunk=st.integers(1, 30),
+       workers=st.integers(1, 3), dtype=st.sampled_from([np.float32, np.float64]))
+def test_parallel_log_likelihood_gives_the_core_bits(seed, n, k, chunk, workers, dtype):
+    """npnet.fast.likelihood.log_likelihood: the same blocks, the same eps, the same running
+    sums as VAE.log_likelihood, so the same bits (the core with one BLAS thread, as the
+    workers run)."""
+    model = VAE(9, (6,), 3, activation="tanh", rng=seed, dtype=dtype)
+    x = (np.random.default_rng(seed).random((n, 9)) < 0.5).astype(dtype)
+    with threadpool_limits(limits=1, user_api="blas"):
+        core = model.log_likelihood(x, k=k, rng=seed, chunk=chunk)
+    fast = fast_log_likelihood(model, x, k=k, rng=seed, chunk=chunk, workers=workers)
+    assert_same_bits({"log p(x)": fast}, {"log p(x)": core})
+
+
+def test_parallel_log_likelihood_refuses_what_the_core_refuses():
+    model = VAE(4, (3,), 2)
+    with pytest.raises(ValueError, match="needs binary images"):
+        fast_log_likelihood(model, np.full((2, 4), 0.5), k=3)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        fast_log_likelihood(model, np.ones((2, 4)), k=0)
+    with pytest.raises(ValueError, match="workers .* must be an integer >= 1, got 0"):
+        fast_log_likelihood(model, np.ones((2, 4)), k=3, workers=0)

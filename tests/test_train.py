@@ -15,6 +15,7 @@ from npnet.train import (
     CheckpointError,
     CheckpointMismatch,
     TrainingDiverged,
+    burda_schedule,
     checkpoint_config,
     checkpoint_meta,
     cosine_decay,
@@ -423,3 +424,43 @@ def test_the_checkpoint_records_the_run_id(tmp_path):
     checkpoint = tmp_path / "ckpt.npz"
     run(1, checkpoint=checkpoint, run_id="0-20250101T000000-abc123")
     assert checkpoint_meta(checkpoint)["run_id"] == "0-20250101T000000-abc123"
+
+
+def test_burda_schedule_has_the_papers_stages():
+    """Over 3,280 epochs: 3^i epochs at 10^(-i/7), i = 0..7 (Burda et al., 2015)."""
+    epochs = 3280
+    rates = [burda_schedule((e + 0.5) / epochs) for e in range(epochs)]
+    start = 0
+    for i in range(8):
+        stage = rates[start : start + 3**i]
+        assert len(stage) == 3**i and all(r == 10.0 ** (-i / 7) for r in stage), i
+        start += 3**i
+    assert start == epochs
+    assert burda_schedule(0.0) == 1.0 and burda_schedule(1.0) == 10.0 ** (-1)
+
+
+def test_batch_transform_sees_every_batch_with_the_epochs_generator():
+    """fit applies batch_transform to each mini-batch before its step (dynamic binarisation):
+    the model trains on what it returns."""
+    seen = []
+
+    class Recorder:
+        params, grads = {}, {}
+
+        def train_step(self, x, rng):
+            seen.append(x.copy())
+            return {"loss": 1.0}
+
+    class NoOptimizer:
+        lr, params, state = 0.1, {}, {}
+
+        def step(self, grads):
+            pass
+
+        def state_dict(self):
+            return {}
+
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    fit(Recorder(), NoOptimizer(), x, epochs=2, batch_size=3, seed=0, progress=False,
+        batch_transform=lambda batch, rng: -batch, log=lambda message: None)
+    assert len(seen) == 4 and all(np.all(batch <= 0) for batch in seen)

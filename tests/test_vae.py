@@ -2,6 +2,8 @@
 the parameterisation (logvar = log sigma^2) against Monte Carlo; modes, seeds, dtypes, errors;
 a short training run."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -455,7 +457,7 @@ def test_log_likelihood_matches_numerical_integration(seed, pixels):
     """The importance-sampled log p(x) with k = 20,000 against the exact integral (to 0.05
     nats; the largest of 60 drawn models was 0.012); its k = 1 expectation is the ELBO."""
     model = tiny_vae(seed, pixels)
-    x = np.random.default_rng(seed).random((2, pixels))
+    x = (np.random.default_rng(seed).random((2, pixels)) < 0.5).astype(np.float64)
     exact = log_px_by_integration(model, x)
     np.testing.assert_allclose(model.log_likelihood(x, k=20_000, rng=seed, chunk=7_000),
                                exact, atol=0.05)
@@ -503,7 +505,137 @@ def test_log_likelihood_in_chunks_equals_one_block(seed, k, chunk):
     untrained model whose weights spread over many nats, so that the maximum moves."""
     model = VAE(5, (4,), 2, rng=seed, dtype=np.float64)
     model.encoder.layers[-1].params["b"][2:] = -3.0  # a narrow q: widely spread weights
-    x = np.random.default_rng(seed).random((1, 5))
+    x = (np.random.default_rng(seed).random((1, 5)) < 0.5).astype(np.float64)
     whole = log_mean_exp(model.log_weights(x, k, rng=seed), axis=1)
     np.testing.assert_allclose(model.log_likelihood(x, k=k, rng=seed, chunk=chunk), whole,
                                rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ the IWAE bound
+
+
+def binary_images(seed: int, n: int, pixels: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, pixels)) < 0.4).astype(np.float64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds, n=st.integers(1, 4), k=st.integers(1, 5),
+       widths=st.tuples(st.integers(2, 6), st.integers(1, 5), st.integers(1, 3)),
+       activation=st.sampled_from(["tanh", "sigmoid"]))
+def test_iwae_gradients(seed, n, k, widths, activation):
+    """The whole negative IWAE bound -L_k with fixed noise eps (N, k, J): the hand-written
+    gradient (normalised weights through the decoder, the c z and -1/(2N) terms of the
+    Gaussian densities) against central differences, every parameter."""
+    pixels, hidden, latent = widths
+    model = VAE(pixels, (hidden,), latent, activation=activation, rng=seed,
+                dtype=np.float64, objective="iwae", k=k)
+    rng = np.random.default_rng(seed)
+    for name, value in model.params.items():
+        if name.endswith(".b"):
+            value[:] = 0.3 * rng.standard_normal(value.shape)
+    x = binary_images(seed, n, pixels)
+    eps = rng.standard_normal((n, k, latent))
+
+    def loss_and_grads():
+        loss = model.train_step(x, eps=eps)["loss"]
+        return loss, {name: g.copy() for name, g in model.grads.items()}
+
+    errors = check_gradients(loss_and_grads, model.params)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_iwae_loss_is_minus_the_log_mean_exp_of_the_log_weights():
+    """The training step's loss is -(1/N) sum_n log_mean_exp_i log w_ni, with the log-weights
+    that log_weights computes from the same eps (drawn from the same seed)."""
+    model = VAE(6, (5,), 2, activation="tanh", rng=3, dtype=np.float64, objective="iwae", k=4)
+    x = binary_images(3, 5, 6)
+    loss = model.train_step(x, rng=11)["loss"]
+    np.testing.assert_allclose(loss, -log_mean_exp(model.log_weights(x, 4, rng=11), axis=1)
+                               .mean(), rtol=1e-12)
+
+
+def test_iwae_with_one_sample_is_the_elbo_step():
+    """k = 1: the normalised weight is exactly 1, so the decoder's gradients are the ELBO
+    step's bits; the encoder's differ by the KL term, sampled here and in closed form there,
+    whose difference has mean 0 over eps."""
+    kwargs = dict(input_dim=6, hidden=(5,), latent=3, activation="tanh", rng=4)
+    elbo, iwae = VAE(**kwargs), VAE(**kwargs, objective="iwae", k=1)
+    x = binary_images(4, 8, 6).astype(np.float32)
+    eps = np.random.default_rng(5).standard_normal((8, 3)).astype(np.float32)
+    elbo.train_step(x, eps=eps)
+    iwae.train_step(x, eps=eps[:, None, :])
+    for name in elbo.grads:
+        if name.startswith("decoder"):
+            np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
+    # The encoder: averaged over many eps the two gradients agree (float64, 4000 draws).
+    elbo64, iwae64 = (VAE(**kwargs, dtype=np.float64, **extra)
+                      for extra in ({}, {"objective": "iwae", "k": 1}))
+    x64 = x.astype(np.float64)
+    sums = {"elbo": 0.0, "iwae": 0.0}
+    draws = np.random.default_rng(6).standard_normal((4000, 8, 3))
+    for eps_draw in draws:
+        elbo64.train_step(x64, eps=eps_draw)
+        iwae64.train_step(x64, eps=eps_draw[:, None, :])
+        sums["elbo"] += elbo64.grads["encoder.0.W"]
+        sums["iwae"] += iwae64.grads["encoder.0.W"]
+    difference = (sums["iwae"] - sums["elbo"]) / len(draws)
+    assert np.max(np.abs(difference)) < 0.05 * np.max(np.abs(sums["elbo"] / len(draws))), (
+        difference)
+    iwae.train_step(x, eps=eps[:, None, :] + 1)  # other noise: the encoder's gradient moves
+    assert not np.array_equal(iwae.grads["encoder.0.W"], elbo.grads["encoder.0.W"])
+
+
+def test_iwae_bound_rises_with_k():
+    """E[L_k] is non-decreasing in k (Burda et al., Theorem 1): on a fixed untrained model,
+    the k-sample bound averaged over many draws, for k = 1, 5, 50."""
+    model = VAE(8, (6,), 2, activation="tanh", rng=0, dtype=np.float64)
+    x = binary_images(0, 3, 8)
+    bounds = [np.mean(log_mean_exp(model.log_weights(x, k * 400, rng=k).reshape(3, 400, k),
+                                   axis=2)) for k in (1, 5, 50)]
+    assert bounds[0] < bounds[1] < bounds[2], bounds
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"objective": "vampprior"}, "unknown objective 'vampprior'; choose one of 'elbo', 'iwae'"),
+    ({"objective": "iwae", "k": 0}, "k must be an integer >= 1, got 0"),
+    ({"objective": "iwae", "k": 2.5}, "k must be an integer >= 1, got 2.5"),
+    ({"objective": "elbo", "k": 5}, "objective='elbo' takes one sample per image, got k=5"),
+    ({"objective": "iwae", "k": 5, "beta": 2.0}, "beta must be 1, got 2.0"),
+])
+def test_bad_objectives_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        VAE(6, (4,), 2, **kwargs)
+
+
+def test_iwae_eps_of_the_wrong_shape_is_refused():
+    model = VAE(6, (4,), 2, objective="iwae", k=3)
+    with pytest.raises(ValueError, match=re.escape("shape (N, k, J) = (2, 3, 2), got (2, 2)")):
+        model.train_step(binary_images(0, 2, 6), eps=np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("call", ["iwae_step", "log_likelihood", "log_weights"])
+def test_likelihoods_refuse_gray_images(call):
+    """A Bernoulli likelihood of gray pixels is not a probability: the IWAE objective and the
+    log p(x) estimates refuse them, and say how to binarise."""
+    x = np.full((2, 6), 0.5)
+    model = VAE(6, (4,), 2, objective="iwae", k=2) if call == "iwae_step" else VAE(6, (4,), 2)
+    run = {"iwae_step": lambda: model.train_step(x),
+           "log_likelihood": lambda: model.log_likelihood(x, k=3),
+           "log_weights": lambda: model.log_weights(x, 3)}[call]
+    with pytest.raises(ValueError, match="needs binary images .* such as 0.5.* --binarize"):
+        run()
+    model.log_likelihood(np.round(x + 0.1), k=3) if call != "iwae_step" else model.train_step(
+        np.round(x + 0.1))  # the same images binarised are accepted
+
+
+def test_init_output_bias_predicts_the_mean_image():
+    """After init_output_bias, a decoder whose last weights are 0 predicts sigmoid(b) = the
+    mean training image, clipped to [1e-3, 1 - 1e-3]."""
+    x = np.random.default_rng(0).random((50, 6)).astype(np.float32) ** 3
+    x[:, 0] = 0.0  # a pixel that is never on: its logit is clipped
+    model = VAE(6, (4,), 2, rng=0)
+    model.init_output_bias(x)
+    model.decoder.layers[-1].params["W"][:] = 0
+    means = model.decode(np.zeros((1, 2), np.float32))[0]
+    expected = np.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(means, expected, rtol=1e-4)  # float32 logits
