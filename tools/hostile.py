@@ -857,6 +857,12 @@ OPTION_CASES = [
      ("--channels",), "[conv] too few layers per side"),
     ("channels-huge", VAE, ["--arch", "conv", "--channels", "100000", "100000"], ("memory",),
      "[conv] channels too many for memory"),
+    ("binarize-unknown", VAE, ["--binarize", "yes"], ("--binarize",),
+     "[likelihood] an unknown --binarize"),
+    ("log-likelihood-k-gray", VAE, ["--log-likelihood-k", "100"], ("--binarize",),
+     "[likelihood] log p(x) of gray images"),
+    ("log-likelihood-k-negative", VAE, ["--binarize", "static", "--log-likelihood-k", "-5"],
+     ("--log-likelihood-k",), "[likelihood] a negative k"),
     ("seed-negative", DAE, ["--seed", "-1"], ("--seed",), ""),
     ("seed-float", DAE, ["--seed", "1.5"], ("--seed",), ""),
     ("seed-word", VAE, ["--seed", "abc"], ("--seed",), ""),
@@ -1612,6 +1618,28 @@ PROBES = [
           ("blas_threads", "thread"), extra=True),
     Probe("enable-other-optimizer", "enable(dae(), Adam(dae().params), blas_threads=None)",
           ("optimizer",), extra=True),
+    Probe("log-likelihood-k-zero", "vae().log_likelihood((x > 0.5) * 1.0, k=0)",
+          ("k must be",), extra=True),
+    Probe("log-likelihood-k-float", "vae().log_likelihood((x > 0.5) * 1.0, k=2.5)",
+          ("k must be",), extra=True),
+    Probe("log-likelihood-gray", "vae().log_likelihood(x, k=10)", ("binary", "binarize"),
+          extra=True),
+    Probe("log-likelihood-fast-gray", "from npnet.fast.likelihood import log_likelihood\n"
+          "log_likelihood(vae(), x, k=10)", ("binary", "binarize"), extra=True),
+    Probe("log-likelihood-nan-image", "b = (x > 0.5) * 1.0; b[0, 0] = np.nan\n"
+          "vae().log_likelihood(b, k=10)", ("[0, 1]", "nan", "binary"), extra=True),
+    Probe("iwae-k-zero", 'VAE(16, (8,), 2, objective="iwae", k=0)', ("k must be",),
+          extra=True),
+    Probe("iwae-k-with-elbo", 'VAE(16, (8,), 2, objective="elbo", k=5)', ("iwae",),
+          extra=True),
+    Probe("iwae-unknown-objective", 'VAE(16, (8,), 2, objective="iwea")', ("objective",),
+          extra=True),
+    Probe("iwae-gray-targets", 'VAE(16, (8,), 2, objective="iwae", k=3).train_step(x, 0)',
+          ("binary", "binarize"), extra=True),
+    Probe("binarize-255", "from npnet.data import binarize\nbinarize(x * 255, 0)",
+          ("[0, 1]",), extra=True),
+    Probe("binarization-unknown", "from npnet.data import check_binarization\n"
+          'check_binarization("dynamc")', ("dynamic", "binarisation"), extra=True),
 ]
 
 
