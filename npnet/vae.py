@@ -626,7 +626,7 @@ class VAE(EncoderDecoder):
         mu, logvar = h[:, : self.latent_dim], np.clip(h[:, self.latent_dim :], *LOGVAR_RANGE)
         if eps is None:
             eps = self._draw_eps(np.random.default_rng(rng), len(x), k)
-        elif eps.shape != (len(x), k, self.latent_dim):
+        elif (eps := np.asarray(eps, dtype=self.dtype)).shape != (len(x), k, self.latent_dim):
             raise ValueError(f"eps must have the shape (N, k, J) = ({len(x)}, {k}, "
                              f"{self.latent_dim}), got {eps.shape}")
         z = mu[:, None, :] + np.exp(logvar / 2)[:, None, :] * eps  # (N, k, J)
