@@ -87,6 +87,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 from bench_train import BLAS_SPIN_S, blas_info
 
+from npnet.fast.likelihood import log_likelihood as fast_log_likelihood
 from npnet.optim import Adam
 from npnet.vae import VAE
 
@@ -103,6 +104,8 @@ CORE, FAST, TORCH = "npnet core", "npnet fast", "PyTorch"
 # Add another npnet evaluation in one line. PyTorch's is added when torch is importable.
 EVALUATORS: dict[str, Callable[[VAE, np.ndarray, int, int], np.ndarray]] = {
     "npnet log_likelihood": lambda model, x, k, threads: model.log_likelihood(x, k=k, rng=0),
+    "npnet.fast.likelihood": lambda model, x, k, threads: fast_log_likelihood(
+        model, x, k=k, rng=0, workers=threads),
 }
 
 
