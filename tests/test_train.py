@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npnet.autoencoder import DenoisingAutoencoder
+from npnet.data import binarize
 from npnet.io import load_arrays, save_arrays
 from npnet.optim import Adam
 from npnet.train import (
@@ -464,3 +465,21 @@ def test_batch_transform_sees_every_batch_with_the_epochs_generator():
     fit(Recorder(), NoOptimizer(), x, epochs=2, batch_size=3, seed=0, progress=False,
         batch_transform=lambda batch, rng: -batch, log=lambda message: None)
     assert len(seen) == 4 and all(np.all(batch <= 0) for batch in seen)
+
+
+def test_resume_with_dynamic_binarisation_and_burda_schedule_continues_exactly(tmp_path):
+    """Dynamic binarisation draws from the epoch's generator, which a resumed epoch recreates,
+    and the Burda schedule depends on the step number only: an interrupted run ends where a
+    straight one does, bit for bit (a different binarisation would not)."""
+    kwargs = dict(lr_schedule=burda_schedule, batch_transform=binarize)
+    straight, straight_history = run(4, **kwargs)
+    checkpoint = tmp_path / "ckpt.npz"
+    with pytest.raises(KeyboardInterrupt):
+        run(4, checkpoint=checkpoint, log=interrupt_at_epoch(3), **kwargs)
+    resumed, resumed_history = run(4, checkpoint=checkpoint, resume=True, **kwargs)
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name])
+    assert resumed_history["train_loss"] == straight_history["train_loss"]
+    other, _ = run(4, lr_schedule=burda_schedule,
+                   batch_transform=lambda x, rng: binarize(x, rng.integers(2**32)))
+    assert not np.array_equal(other.params["encoder.0.W"], straight.params["encoder.0.W"])
