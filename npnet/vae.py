@@ -49,7 +49,7 @@ importance weights w_i = p(x|z_i) p(z_i) / q(z_i|x),
            \sum_{i=1}^{k} w_i\Big] \ge \mathcal{L}_1(x) = \mathrm{ELBO}(x),
 
 and it rises with k towards log p(x). Its gradient is the single-sample gradients averaged
-with the normalised weights w~_i = w_i / sum_j w_j (:meth:`VAE.train_step` derives it).
+with the normalised weights w~_i = w_i / sum_j w_j (:meth:`VAE._iwae_step` derives it).
 Its KL part is sampled (log p(z_i) - log q(z_i|x)), not the closed form above.
 
 **From the math to the code**::
