@@ -61,14 +61,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
-import platform
 import statistics
 import time
 from collections import defaultdict
 
 import numpy as np
-from bench_train import BLAS_SPIN_S, blas_info
+from bench_train import (
+    BLAS_SPIN_S,
+    import_torch,
+    load_report,
+    machine_report,
+    markdown,
+    median_range,
+)
 
 import npnet.autoencoder
 from npnet.autoencoder import DenoisingAutoencoder
@@ -127,12 +132,6 @@ def measure(runners: dict, repeats: int, block_s: float, warmup_s: float,
     return seconds
 
 
-def median_range(values: list[float], scale: float = 1.0, fmt: str = ".2f") -> str:
-    """'median [min-max]' of ``values`` times ``scale``."""
-    return (f"{scale * statistics.median(values):{fmt}} "
-            f"[{scale * min(values):{fmt}}-{scale * max(values):{fmt}}]")
-
-
 def per_repeat_ratio(numerators: list[float], denominators: list[float]) -> list[float]:
     return [a / b for a, b in zip(numerators, denominators, strict=True)]
 
@@ -140,12 +139,6 @@ def per_repeat_ratio(numerators: list[float], denominators: list[float]) -> list
 def short(key: str) -> str:
     """A variant's name in a ratio's header: "core", "fast", "PyTorch NCHW", ..."""
     return key.removeprefix("npnet ")
-
-
-def markdown(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "| --- " * len(headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -755,28 +748,15 @@ def main(argv=None) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    with_torch = not args.no_torch
-    torch = None
-    if with_torch:
-        try:
-            import torch
-        except ImportError:
-            with_torch = False
-            log("PyTorch is not importable here: npnet only (run this script from a virtual "
-                "environment that has torch to compare)")
+    torch = import_torch(not args.no_torch, log)
+    with_torch = torch is not None
     # The same count for NumPy's BLAS (all BLAS libraries loaded) and PyTorch's threads.
     limits = threadpool_limits(limits=args.threads, user_api="blas")
     if with_torch:
         torch.set_num_threads(args.threads)
-    blas = blas_info()
-    load = os.getloadavg()
-    log(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
-        f"{platform.python_version()}, numpy {np.__version__}, BLAS {blas['library']} with "
-        f"{blas['num_threads']} threads"
-        + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads, oneDNN "
-           f"{'on' if torch.backends.mkldnn.is_available() else 'off'}" if with_torch else ""))
-    log(f"load average at start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
-        + ("  (not idle)" if load[0] >= 0.5 else ""))
+    log(machine_report(torch, f", oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}"
+                       if with_torch else ""))
+    log(load_report("at the start"))
     from npnet.fast.memory import keep_freed_memory
 
     keep_freed_memory()  # as npnet.fast.enable does; process-wide, so for every variant
@@ -814,8 +794,7 @@ def main(argv=None) -> None:
         log(summary)
         log()
         log(detail)
-    load = os.getloadavg()
-    log(f"\nload average at the end: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+    log("\n" + load_report("at the end"))
     limits.restore_original_limits()
 
 

@@ -78,14 +78,19 @@ import functools
 import inspect
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-from bench_train import BLAS_SPIN_S, blas_info
+from bench_train import (
+    BLAS_SPIN_S,
+    import_torch,
+    load_report,
+    machine_report,
+    markdown,
+    median_range,
+)
 
 from npnet.fast.likelihood import log_likelihood as fast_log_likelihood
 from npnet.optim import Adam
@@ -468,16 +473,6 @@ def eval_runners(args, threads: int, x_train, x_eval, with_torch: bool, estimate
 # Output
 
 
-def markdown(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "| --- " * len(headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def median_range(values: list[float], fmt: str = ".2f") -> str:
-    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
-
-
 def speed_ratio(seconds: dict, a: str, b: str) -> str:
     """a's speed over b's, per round (b's seconds over a's): 'median [min-max]'."""
     if a not in seconds or b not in seconds:
@@ -518,7 +513,7 @@ def eval_table(rows: list[dict], args, images: int) -> str:
             per_image = [t / images for t in seconds]
             total = statistics.median(per_image) * TEST_IMAGES
             table.append([
-                name, str(row["threads"]), median_range(per_image, ".4f"),
+                name, str(row["threads"]), median_range(per_image, fmt=".4f"),
                 f"{total:,.0f} s ({total / 60:.1f} min)",
                 "1" if name == TORCH else speed_ratio(row["seconds"], name, TORCH),
                 f"{np.mean(row['estimates'][name]):.2f}",
@@ -528,13 +523,6 @@ def eval_table(rows: list[dict], args, images: int) -> str:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("s" if count != 1 else "")
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,35 +588,13 @@ def main(argv=None) -> None:
         print(text, flush=True)
 
     from npnet.fast.memory import keep_freed_memory
-    from npnet.fast.optim import numba_available
     from npnet.fast.parallel import available_cores
 
-    with_torch = not args.no_torch
-    torch = None
-    if with_torch:
-        try:
-            import torch
-        except ImportError:
-            with_torch = False
-            log("PyTorch is not importable here: the PyTorch column is skipped. To compare, "
-                "install it in a separate virtual environment (pip install torch==2.13.0 "
-                "threadpoolctl, then pip install -e \".[fast]\" there; benchmarks/README.md) "
-                "and run this script with that environment's python.")
+    torch = import_torch(not args.no_torch, log)
+    with_torch = torch is not None
     cores = available_cores()
-    blas = blas_info()
-    load = os.getloadavg()
-    log(f"{platform.processor() or platform.machine()}, {cores} cores for this process "
-        f"({os.cpu_count()} CPUs), python {platform.python_version()}, numpy {np.__version__}, "
-        f"BLAS {blas['library']} with {blas['num_threads']} threads by default, numba "
-        f"{package_version('numba')}, npnet {package_version('npnet')}"
-        + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads by default"
-           if with_torch else ""))
-    log("npnet fast path: Adam " + ("as one compiled loop (numba)" if numba_available()
-                                    else "as NumPy passes (numba is not installed)"))
-    log(", ".join(f"{var}={os.environ.get(var, '(unset)')}" for var in
-                  ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")))
-    log(f"load average at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
-        + ("  (NOT idle: the timings mean little)" if load[0] >= 0.5 else ""))
+    log(machine_report(torch))
+    log(load_report("at the start"))
     if max(args.threads) > cores:
         log(f"warning: --threads {max(args.threads)} is more than the {cores} cores this "
             "process may use")
@@ -683,8 +649,7 @@ def main(argv=None) -> None:
         if with_torch:
             log("\n(PyTorch draws its own eps, so its mean log p(x) differs from npnet's by "
                 "the estimates' noise; the check above compares them with the same eps.)")
-    load = os.getloadavg()
-    log(f"\nload average at the end: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+    log("\n" + load_report("at the end"))
 
 
 if __name__ == "__main__":

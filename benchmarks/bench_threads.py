@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -62,7 +61,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_train import BLAS_SPIN_S, blas_info, torch_stepper, torch_vae
+from bench_train import (
+    BLAS_SPIN_S,
+    blas_info,
+    import_torch,
+    machine_report,
+    torch_stepper,
+    torch_vae,
+)
 
 IMAGE_PIXELS = 784
 MODELS = {
@@ -347,7 +353,6 @@ def main(argv=None) -> None:
     def log(text: str) -> None:
         print(text, flush=True)
 
-    from npnet.fast.optim import numba_available
     from npnet.fast.parallel import available_cores
 
     load = start_load = os.getloadavg()
@@ -356,26 +361,10 @@ def main(argv=None) -> None:
         log(f"warning: the machine is not idle (1-minute load average {load[0]:.2f}): the "
             "'idle' condition has that load too, and every other condition that much more")
 
-    with_torch = not args.no_torch
-    torch = None
-    if with_torch:
-        try:
-            import torch
-        except ImportError:
-            with_torch = False
-            log("PyTorch is not importable here: its column says n/a (run this script from a "
-                "virtual environment that has torch to compare)")
+    torch = import_torch(not args.no_torch, log)
+    with_torch = torch is not None
     cores = available_cores()
-    blas = blas_info()
-    log(f"{platform.processor() or platform.machine()}, {cores} cores for this process "
-        f"({os.cpu_count()} CPUs), python {platform.python_version()}, numpy {np.__version__}, "
-        f"BLAS {blas['library']} with {blas['num_threads']} threads by default"
-        + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads"
-           if with_torch else ""))
-    log("npnet: the fast path, Adam " + ("as one compiled loop (numba)" if numba_available()
-                                         else "as NumPy passes (numba is not installed)"))
-    log(", ".join(f"{var}={os.environ.get(var, '(unset)')}" for var in
-                  ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_CORETYPE")))
+    log(machine_report(torch))
 
     many = f"{cores} threads"
     modes_all = ([many] if cores > 1 else []) + [ONE, AUTO, TORCH]
@@ -402,7 +391,7 @@ def main(argv=None) -> None:
     if args.json:
         results = {
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "cores": cores, "blas": blas, "load_average_start": start_load,
+            "cores": cores, "blas": blas_info(), "load_average_start": start_load,
             "load_average_end": load,
             "torch": ({"version": torch.__version__, "threads": torch.get_num_threads()}
                       if with_torch else None),

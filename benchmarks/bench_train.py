@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,74 @@ def blas_info() -> dict:
             "num_threads": int(pool["num_threads"]),
         }
     return {"library": "unknown", "num_threads": os.cpu_count() or 1}
+
+
+def package_version(name: str) -> str:
+    """The installed version of ``name``, or "not installed"."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def import_torch(wanted: bool, log):
+    """The ``torch`` module, or None when it is not ``wanted`` (--no-torch) or not importable
+    here (then ``log`` says how to compare with it)."""
+    if not wanted:
+        return None
+    try:
+        import torch
+    except ImportError:
+        log("PyTorch is not importable here: no PyTorch figures. To compare, install it in a "
+            "separate virtual environment (pip install torch==2.13.0 threadpoolctl, then pip "
+            "install -e \".[fast]\" there; benchmarks/README.md) and run this script with its "
+            "python.")
+        return None
+    return torch
+
+
+def machine_report(torch=None, torch_extra: str = "") -> str:
+    """What the figures were measured with, in three lines: the machine, Python, NumPy and its
+    BLAS, numba, npnet and PyTorch (its thread count now, then ``torch_extra``); whether the
+    fast path's Adam is compiled; the environment variables that set thread counts."""
+    from npnet.fast.optim import numba_available
+    from npnet.fast.parallel import available_cores
+
+    blas = blas_info()
+    machine = (f"{platform.processor() or platform.machine()}, {available_cores()} cores for "
+               f"this process ({os.cpu_count()} CPUs), python {platform.python_version()}, "
+               f"numpy {np.__version__}, BLAS {blas['library']} with {blas['num_threads']} "
+               f"threads, numba {package_version('numba')}, npnet "
+               f"{package_version('npnet')}")
+    if torch is not None:
+        machine += (f"; torch {torch.__version__} with {torch.get_num_threads()} threads"
+                    + torch_extra)
+    adam = ("as one compiled loop (numba)" if numba_available()
+            else "as NumPy passes (numba is not installed)")
+    variables = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "OPENBLAS_CORETYPE")
+    environment = ", ".join(f"{var}={os.environ.get(var, '(unset)')}" for var in variables)
+    return f"{machine}\nnpnet fast path: Adam {adam}\n{environment}"
+
+
+def load_report(when: str) -> str:
+    """The load averages ``when`` ("at the start", ...), flagged where the machine is busy."""
+    load = os.getloadavg()
+    return (f"load average {when}: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+            + ("  (NOT idle: the timings mean little)" if load[0] >= 0.5 else ""))
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "| --- " * len(headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median_range(values: list[float], scale: float = 1.0, fmt: str = ".2f") -> str:
+    """'median [min-max]' of ``values`` times ``scale``."""
+    return (f"{scale * statistics.median(values):{fmt}} "
+            f"[{scale * min(values):{fmt}}-{scale * max(values):{fmt}}]")
 
 
 def matmul_gflops(
@@ -468,7 +536,7 @@ def measure_throughput(args, with_torch: bool, results: dict, log) -> None:
     log(header(with_torch, args.compare_core, args.shards))
     for name in args.models:
         results["rows"] += bench_model(name, args.batch_sizes, args, with_torch, log)
-    log(f"load average at end {os.getloadavg()[0]:.2f}")
+    log(load_report("at the end"))
 
 
 def main(argv=None) -> None:
@@ -478,30 +546,14 @@ def main(argv=None) -> None:
         print(text, flush=True)
 
     blas = blas_info()
-    with_torch = not args.no_torch
-    if with_torch:
-        try:
-            import torch
-        except ImportError:
-            with_torch = False
-            log("PyTorch is not importable here: npnet only (run this script from a virtual "
-                "environment that has torch to compare)")
+    torch = import_torch(not args.no_torch, log)
+    with_torch = torch is not None
     threads = args.threads or blas["num_threads"]
     if with_torch:
         torch.set_num_threads(threads)
 
-    log(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"BLAS {blas['library']} with {blas['num_threads']} threads"
-        + (f"; torch {torch.__version__} with {torch.get_num_threads()} threads, "
-           f"Adam {args.torch_adam}" if with_torch else ""))
-    from npnet.fast.optim import numba_available
-
-    log("npnet: the fast path, Adam " + ("as one compiled loop (numba " + version("numba") + ")"
-                                         if numba_available() else
-                                         "as NumPy passes (numba is not installed)"))
-    log("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-        + f", load average at start {os.getloadavg()[0]:.2f}")
+    log(machine_report(torch, f", Adam {args.torch_adam}" if with_torch else ""))
+    log(load_report("at the start"))
     results: dict = {"blas": blas, "threads": threads, "rows": []}
     # As npnet.fast.enable does: freed arrays keep their pages for the next step. The
     # setting is process-wide, so PyTorch's steps (and --compare-core's) get it too.
