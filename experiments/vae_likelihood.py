@@ -91,6 +91,10 @@ def parse_args(argv=None):
                             "(default: all)")
     args = parser.parse_args(argv)
     resolve_arch(args, parser)
+    if args.arch != "dense":
+        parser.error(f"--arch {args.arch}: the protocol is Burda et al.'s dense model, whose "
+                     "decoder ends in a Dense layer with one output bias per pixel (set to the "
+                     "logit of the mean image); use --arch dense (the default)")
     if args.k is None:
         args.k = 5 if args.objective == "iwae" else 1
     if args.objective == "elbo" and args.k != 1:

@@ -446,5 +446,8 @@ def active_units(codes: np.ndarray, threshold: float = 0.01) -> tuple[int, np.nd
     if codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"active_units needs codes of shape (N, J) with N >= 2, "
                          f"got {codes.shape}")
+    if not np.all(np.isfinite(codes)):
+        raise ValueError("active_units got codes that are NaN or infinite: the encoder has "
+                         "diverged (check the training loss), or the codes are not its means")
     variances = codes.astype(np.float64).var(axis=0)
     return int(np.sum(variances > threshold)), variances

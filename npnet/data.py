@@ -555,6 +555,8 @@ TEST_BINARIZATION_SEED = 20151101  # any fixed number; changing it changes every
 def binarize(x: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
     """One Bernoulli draw of binary images from gray ones: pixel = 1 where u <= x,
     u ~ Uniform[0, 1), so that P(pixel = 1) = x (the protocol of Burda et al., 2015).
+    u is a multiple of 2^-53, 0 included, so strictly P is x plus at most 2^-53: a black
+    pixel turns on once in 10^16 draws.
 
     Parameters
     ----------

@@ -183,13 +183,17 @@ def accumulate_log_sum_exp(m: np.ndarray, total: np.ndarray, a: np.ndarray) -> N
 
     .. math::  \text{total}' = \text{total}\, e^{m - m'} + \sum_i e^{a_i - m'},
 
-    so no exponent is ever positive. Start from m = -inf, total = 0.
+    so no exponent is ever positive. Start from m = -inf, total = 0. While every term so far
+    is e^-inf = 0 (m' = -inf), the shift is 0 instead of m': -inf - (-inf) would be NaN, and
+    the sum stays an honest log 0 = -inf.
 
-    Tested by: tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block
+    Tested by: tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block,
+    tests/test_vae.py::test_log_sum_exp_of_zero_weights_is_minus_infinity
     """
     new_m = np.maximum(m, a.max(axis=1))
-    total *= np.exp(m - new_m)
-    total += np.exp(a - new_m[:, None]).sum(axis=1)
+    shift = np.where(np.isneginf(new_m), 0.0, new_m)
+    total *= np.exp(m - shift)
+    total += np.exp(a - shift[:, None]).sum(axis=1)
     m[...] = new_m
 
 
@@ -712,13 +716,18 @@ class VAE(EncoderDecoder):
         untrained decoder then predicts the average digit rather than gray 0.5 everywhere
         (Burda et al., 2015). Needs a decoder that ends in a Dense layer.
 
-        Tested by: tests/test_vae.py::test_init_output_bias_predicts_the_mean_image
+        Tested by: tests/test_vae.py::test_init_output_bias_predicts_the_mean_image,
+        tests/test_vae.py::test_init_output_bias_refuses_what_is_not_a_set_of_images
         """
         last = self.decoder.layers[-1]
         if "b" not in last.params or last.params["b"].shape != (self.input_dim,):
             raise ValueError(f"init_output_bias needs a decoder that ends in a Dense layer "
                              f"of {self.input_dim} outputs, got {last.describe()}")
         x_train = np.asarray(self._check_pixels(x_train, "init_output_bias"))
+        if x_train.ndim != 2 or x_train.shape[1] != self.input_dim or len(x_train) == 0:
+            raise ValueError(f"init_output_bias needs training images of shape (N, "
+                             f"{self.input_dim}) with N >= 1, one image per row; got "
+                             f"{x_train.shape}")
         p = np.clip(x_train.mean(axis=0, dtype=np.float64), clip, 1 - clip)
         last.params["b"][...] = np.log(p / (1 - p))
 

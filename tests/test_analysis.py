@@ -335,3 +335,6 @@ def test_active_units_counts_varying_dimensions():
     assert active_units(codes, threshold=1e-4)[0] == 3
     with pytest.raises(ValueError, match=r"shape \(N, J\) with N >= 2"):
         active_units(codes[:1])
+    codes[7, 1] = np.nan  # a diverged encoder: an error, not a dimension counted inactive
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        active_units(codes)

@@ -82,6 +82,7 @@ def load_experiment(name):
         ("vae_likelihood.py", ["--objective", "iwae", "--k", "0"], "--k: must be"),
         ("vae_likelihood.py", ["--eval-k", "0"], "--eval-k: must be"),
         ("vae_likelihood.py", ["--lr-schedule", "steps"], "invalid choice: 'steps'"),
+        ("vae_likelihood.py", ["--arch", "conv"], "use --arch dense"),
     ],
 )
 def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):

@@ -20,6 +20,7 @@ from npnet.vae import (
     LOGVAR_RANGE,
     VAE,
     Reparameterize,
+    accumulate_log_sum_exp,
     kl_divergence,
     kl_divergence_backward,
     log_mean_exp,
@@ -511,6 +512,20 @@ def test_log_likelihood_in_chunks_equals_one_block(seed, k, chunk):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_log_sum_exp_of_zero_weights_is_minus_infinity():
+    """Blocks whose every weight is e^-inf = 0 (log-weights of -inf, as a float32 sum of
+    pixel losses that overflows gives) leave the running sum at log 0 = -inf, never NaN,
+    and a later block with finite weights still counts in full."""
+    m, total = np.full(2, -np.inf), np.zeros(2)
+    accumulate_log_sum_exp(m, total, np.full((2, 3), -np.inf))
+    with np.errstate(divide="ignore"):  # log 0
+        assert np.all(m + np.log(total) == -np.inf)
+    finite = np.array([[0.0, 1.0], [-700.0, -702.0]])
+    accumulate_log_sum_exp(m, total, finite)
+    np.testing.assert_allclose(m + np.log(total), log_mean_exp(finite, axis=1) + np.log(2),
+                               rtol=1e-15)
+
+
 # ------------------------------------------------------------------ the IWAE bound
 
 
@@ -639,3 +654,15 @@ def test_init_output_bias_predicts_the_mean_image():
     means = model.decode(np.zeros((1, 2), np.float32))[0]
     expected = np.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(means, expected, rtol=1e-4)  # float32 logits
+
+
+@pytest.mark.parametrize("x_train", [np.zeros((0, 6)), np.full(6, 0.5), np.full((3, 5), 0.5)],
+                         ids=["no images", "one image as a 1-D array", "5 pixels, not 6"])
+def test_init_output_bias_refuses_what_is_not_a_set_of_images(x_train):
+    """No NaN bias from an empty set, no one-image mean spread over every pixel, no raw
+    broadcasting error: a ValueError that says the shape it needs."""
+    model = VAE(6, (4,), 2, rng=0)
+    before = model.decoder.layers[-1].params["b"].copy()
+    with pytest.raises(ValueError, match=re.escape("training images of shape (N, 6) with N >= 1")):
+        model.init_output_bias(x_train)
+    np.testing.assert_array_equal(model.decoder.layers[-1].params["b"], before)

@@ -1640,6 +1640,14 @@ PROBES = [
           ("[0, 1]",), extra=True),
     Probe("binarization-unknown", "from npnet.data import check_binarization\n"
           'check_binarization("dynamc")', ("dynamic", "binarisation"), extra=True),
+    Probe("output-bias-no-images", "vae().init_output_bias(x[:0])", ("shape", "n >= 1"),
+          extra=True),
+    Probe("output-bias-one-image", "vae().init_output_bias(x[0])", ("shape", "(n, 16)"),
+          extra=True),
+    Probe("output-bias-other-width", "vae().init_output_bias(x[:, :8])", ("shape", "(n, 16)"),
+          extra=True),
+    Probe("active-units-nan", "from npnet.analysis import active_units\n"
+          "c = x.copy(); c[3, 2] = np.nan\nactive_units(c)", ("nan",), extra=True),
 ]
 
 
