@@ -50,7 +50,8 @@ importance weights w_i = p(x|z_i) p(z_i) / q(z_i|x),
 
 and it rises with k towards log p(x). Its gradient is the single-sample gradients averaged
 with the normalised weights w~_i = w_i / sum_j w_j (:meth:`VAE._iwae_step` derives it).
-Its KL part is sampled (log p(z_i) - log q(z_i|x)), not the closed form above.
+For k > 1 its KL part is sampled (log p(z_i) - log q(z_i|x)), not the closed form above;
+L_1 is the ELBO, and ``VAE(objective="iwae", k=1)`` trains it as the ELBO step does.
 
 **From the math to the code**::
 
@@ -381,7 +382,8 @@ class VAE(EncoderDecoder):
     objective : {"elbo", "iwae"}
         What :meth:`train_step` minimises: the negative ELBO with the KL term in closed form
         (one sample per image), or the negative IWAE bound -L_k with ``k`` samples per image
-        (binary images only; beta must be 1).
+        (binary images only; beta must be 1). With k = 1, L_1 is the ELBO and the step is the
+        ELBO step, bit for bit.
     k : int
         Importance samples per image for ``objective="iwae"`` (1 for ``"elbo"``).
 
@@ -485,11 +487,18 @@ class VAE(EncoderDecoder):
         -------
         dict
             ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``, means over the
-            batch, in nats per image; ``{"loss": -L_k}`` for ``objective="iwae"``.
+            batch, in nats per image; ``{"loss": -L_k}`` for ``objective="iwae"`` with
+            k > 1 (with k = 1, the ELBO step's dict: -L_1 with the KL in closed form).
         """
         x = np.asarray(self._check_pixels(x, "train_step"), dtype=self.dtype)
         if self.objective == "iwae":
-            return self._iwae_step(x, rng, eps)
+            check_binary(x, "objective='iwae'")
+            if self.k > 1:
+                return self._iwae_step(x, rng, eps)
+            # k = 1: L_1 is the ELBO, trained as the ELBO step trains it, with the KL in
+            # closed form. _iwae_step's sampled KL has the same mean and more noise (there).
+            # The sampler draws its (N, J) eps from rng as _iwae_step draws (N, 1, J).
+            eps = None if eps is None else self._iwae_eps(eps, len(x))[:, 0]
         logits = self.forward(x, training=True, eps=eps, rng=rng)
         recon, dlogits = bce_with_logits(logits, x)
         kl = self.sampler.kl
@@ -526,12 +535,13 @@ class VAE(EncoderDecoder):
         z; the -1/(2N) is the explicit logvar in log q, with sum_i w~_ni = 1; where logvar
         was clipped its gradient is 0. With k = 1, w~ = 1 exactly, so the decoder's
         gradients are the ELBO step's own bits; the encoder's differ by the sampled KL
-        (E over eps of the difference is 0).
+        (E over eps of the difference is 0), which is why :meth:`train_step` trains k = 1
+        as the ELBO, with the KL in closed form: the same gradient in expectation, with less
+        noise, and the VAE's bits.
 
         Tested by: tests/test_vae.py::test_iwae_gradients,
         tests/test_vae.py::test_iwae_with_one_sample_is_the_elbo_step
         """
-        check_binary(x, "objective='iwae'")
         n, k, latent = len(x), self.k, self.latent_dim
         h = self.encoder.forward(x)  # (N, 2J)
         mu = h[:, :latent]
@@ -542,10 +552,7 @@ class VAE(EncoderDecoder):
             generator = self.sampler.rng if rng is None else np.random.default_rng(rng)
             eps = generator.standard_normal((n, k, latent), dtype=h.dtype)
         else:
-            eps = np.asarray(eps, dtype=h.dtype)
-            if eps.shape != (n, k, latent):
-                raise ValueError(f"eps must have the shape (N, k, J) = ({n}, {k}, {latent}), "
-                                 f"got {eps.shape}")
+            eps = self._iwae_eps(eps, n)
         z = mu[:, None, :] + sigma[:, None, :] * eps  # (N, k, J)
         logits = self.decoder.forward(z.reshape(n * k, latent))  # (N k, D)
         targets = np.repeat(x, k, axis=0)  # row n k + i is image n
@@ -566,6 +573,14 @@ class VAE(EncoderDecoder):
         dlogvar[clipped] = 0
         self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))
         return {"loss": loss}
+
+    def _iwae_eps(self, eps: np.ndarray, n: int) -> np.ndarray:
+        """Injected IWAE noise as an (N, k, J) array of the model's dtype, or a clear error."""
+        eps = np.asarray(eps, dtype=self.dtype)
+        if eps.shape != (n, self.k, self.latent_dim):
+            raise ValueError(f"eps must have the shape (N, k, J) = ({n}, {self.k}, "
+                             f"{self.latent_dim}), got {eps.shape}")
+        return eps
 
     def evaluate(
         self,

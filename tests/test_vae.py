@@ -551,8 +551,8 @@ def test_iwae_gradients(seed, n, k, widths, activation):
     x = binary_images(seed, n, pixels)
     eps = rng.standard_normal((n, k, latent))
 
-    def loss_and_grads():
-        loss = model.train_step(x, eps=eps)["loss"]
+    def loss_and_grads():  # the formula itself, also at k = 1 (which train_step trains as
+        loss = model._iwae_step(x, None, eps)["loss"]  # the ELBO, closed-form KL)
         return loss, {name: g.copy() for name, g in model.grads.items()}
 
     errors = check_gradients(loss_and_grads, model.params)
@@ -570,19 +570,28 @@ def test_iwae_loss_is_minus_the_log_mean_exp_of_the_log_weights():
 
 
 def test_iwae_with_one_sample_is_the_elbo_step():
-    """k = 1: the normalised weight is exactly 1, so the decoder's gradients are the ELBO
-    step's bits; the encoder's differ by the KL term, sampled here and in closed form there,
-    whose difference has mean 0 over eps."""
+    """k = 1: L_1 is the ELBO, and train_step gives the ELBO step's loss and gradients, bit for
+    bit, with noise drawn from the same seed or injected. The IWAE formula itself
+    (_iwae_step) at k = 1: the normalised weight is exactly 1, so its decoder gradients are
+    the ELBO step's bits; its encoder gradients differ by the KL term, sampled there and in
+    closed form here, whose difference has mean 0 over eps."""
     kwargs = dict(input_dim=6, hidden=(5,), latent=3, activation="tanh", rng=4)
     elbo, iwae = VAE(**kwargs), VAE(**kwargs, objective="iwae", k=1)
     x = binary_images(4, 8, 6).astype(np.float32)
+    assert iwae.train_step(x, rng=9) == elbo.train_step(x, rng=9)
+    for name in elbo.grads:
+        np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
     eps = np.random.default_rng(5).standard_normal((8, 3)).astype(np.float32)
-    elbo.train_step(x, eps=eps)
-    iwae.train_step(x, eps=eps[:, None, :])
+    assert iwae.train_step(x, eps=eps[:, None, :]) == elbo.train_step(x, eps=eps)
+    for name in elbo.grads:
+        np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
+
+    iwae._iwae_step(x, None, eps[:, None, :])  # the sampled-KL formula
     for name in elbo.grads:
         if name.startswith("decoder"):
             np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
-    # The encoder: averaged over many eps the two gradients agree (float64, 4000 draws).
+    assert not np.array_equal(iwae.grads["encoder.0.W"], elbo.grads["encoder.0.W"])
+    # Its encoder gradient, averaged over many eps, is the ELBO step's (float64, 4000 draws).
     elbo64, iwae64 = (VAE(**kwargs, dtype=np.float64, **extra)
                       for extra in ({}, {"objective": "iwae", "k": 1}))
     x64 = x.astype(np.float64)
@@ -590,14 +599,12 @@ def test_iwae_with_one_sample_is_the_elbo_step():
     draws = np.random.default_rng(6).standard_normal((4000, 8, 3))
     for eps_draw in draws:
         elbo64.train_step(x64, eps=eps_draw)
-        iwae64.train_step(x64, eps=eps_draw[:, None, :])
+        iwae64._iwae_step(x64, None, eps_draw[:, None, :])
         sums["elbo"] += elbo64.grads["encoder.0.W"]
         sums["iwae"] += iwae64.grads["encoder.0.W"]
     difference = (sums["iwae"] - sums["elbo"]) / len(draws)
     assert np.max(np.abs(difference)) < 0.05 * np.max(np.abs(sums["elbo"] / len(draws))), (
         difference)
-    iwae.train_step(x, eps=eps[:, None, :] + 1)  # other noise: the encoder's gradient moves
-    assert not np.array_equal(iwae.grads["encoder.0.W"], elbo.grads["encoder.0.W"])
 
 
 def test_iwae_bound_rises_with_k():
