@@ -496,7 +496,7 @@ class VAE(EncoderDecoder):
             if self.k > 1:
                 return self._iwae_step(x, rng, eps)
             # k = 1: L_1 is the ELBO, trained as the ELBO step trains it, with the KL in
-            # closed form. _iwae_step's sampled KL has the same mean and more noise (there).
+            # closed form; _iwae_step's docstring shows its sampled KL has the same mean.
             # The sampler draws its (N, J) eps from rng as _iwae_step draws (N, 1, J).
             eps = None if eps is None else self._iwae_eps(eps, len(x))[:, 0]
         logits = self.forward(x, training=True, eps=eps, rng=rng)
