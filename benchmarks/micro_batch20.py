@@ -31,14 +31,17 @@ import statistics
 import time
 
 import numpy as np
+from bench_likelihood import ACTIVATION, HIDDEN, LATENT, PIXELS
 from threadpoolctl import threadpool_limits
 
 from npnet.fast.memory import keep_freed_memory
 from npnet.fast.optim import adam_kernel
+from npnet.vae import VAE
 
-# The model's Dense layers (in, out): the encoder's, whose 100 outputs are mu and logvar
-# (2 x 50), then the decoder's.
-LAYERS = [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)]
+# The experiment's model, as bench_likelihood.py builds it: its parameters' shapes, W (in,
+# out) and b (out,) of every Dense layer, encoder first (its last one gives mu and logvar).
+SHAPES = [p.shape for p in VAE(PIXELS, HIDDEN, LATENT, activation=ACTIVATION).params.values()]
+LAYERS = [shape for shape in SHAPES if len(shape) == 2]
 
 
 def median_seconds(call, number: int, repeats: int) -> float:
@@ -93,7 +96,7 @@ def main(argv=None) -> None:
         print("\nAdam's compiled loop: numba is not installed")
         return
     arrays = []
-    for shape in [*LAYERS, *((d_out,) for _, d_out in LAYERS)]:  # every W and b
+    for shape in SHAPES:  # every W and b
         w, g = (rng.standard_normal(shape).astype(np.float32).reshape(-1) for _ in range(2))
         arrays.append((w, g, np.zeros_like(w), np.zeros_like(w)))
     count = sum(w.size for w, *_ in arrays)
