@@ -21,14 +21,13 @@ leave ``x`` untouched.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 
 import numpy as np
 
+from . import checks
 from .conv import conv_decoder, conv_encoder
-from .layers import Sequential, layer_width, layer_widths, mlp
+from .layers import Sequential, mlp
 from .losses import mse_loss, squared_error_per_image
 
 __all__ = ["CORRUPTIONS", "ARCHITECTURES", "corrupt", "in_batches", "encoder_and_decoder",
@@ -79,24 +78,13 @@ def corrupt(
     Tested by: tests/test_autoencoder.py::test_corruption_rates,
     tests/test_autoencoder.py::test_corruption_range_dtype_seed_and_input_untouched
     """
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}; choose from {sorted(CORRUPTIONS)}")
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
-            f"corrupt needs floating-point pixels in [0, 1], got dtype {x.dtype}; scale "
-            "0-255 pixels with x / 255 (npnet.data.load_mnist does)"
-        )
-    if isinstance(level, bool) or not isinstance(level, numbers.Real):
-        raise TypeError(f"noise level must be a number, got {level!r} of type "
-                        f"{type(level).__name__}")
-    if not 0 <= level < math.inf or (kind != "gaussian" and level > 1):
-        raise ValueError(
-            f"noise level for {kind!r} must be "
-            + ("a standard deviation >= 0" if kind == "gaussian" else "a probability in [0, 1]")
-            + f", got {level}"
-        )
-    return CORRUPTIONS[kind](x, float(level), np.random.default_rng(rng))
+    checks.one_of(kind, CORRUPTIONS, "corruption")
+    x = checks.pixels(x, "corrupt")
+    if kind == "gaussian":
+        level = checks.non_negative(level, "noise level for 'gaussian' (a standard deviation)")
+    else:
+        level = checks.probability(level, f"noise level for {kind!r}")
+    return CORRUPTIONS[kind](x, level, np.random.default_rng(rng))
 
 
 def in_batches(function: Callable, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
@@ -138,11 +126,10 @@ def encoder_and_decoder(
     Tested by: tests/test_conv.py::test_conv_autoencoder_shapes_and_gradients,
     tests/test_autoencoder.py::test_dae_loss_gradients
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCHITECTURES)}")
+    checks.one_of(arch, ARCHITECTURES, "architecture")
     rng = np.random.default_rng(rng)
     if arch == "dense":
-        widths = layer_widths(default_hidden if hidden is None else hidden, "hidden")
+        widths = checks.widths(default_hidden if hidden is None else hidden, "hidden")
         encoder = mlp([input_dim, *widths, encoder_out], activation, None, rng=rng,
                       dtype=dtype, name="encoder")
         decoder = mlp([decoder_in, *reversed(widths), input_dim], activation,
@@ -171,23 +158,9 @@ class EncoderDecoder:
     decoder: Sequential
 
     def _check_pixels(self, x: np.ndarray, method: str) -> np.ndarray:
-        """x as an array, if it holds floating-point pixels in [0, 1], as
-        npnet.data.load_mnist gives them; a clear error otherwise. 0-255 pixels would train
-        a DAE without a word, to a squared error 65,025 times too large."""
-        x = np.asarray(x)
-        where = f"{type(self).__name__}.{method}"
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(
-                f"{where} needs floating-point pixels in [0, 1], got an array of {x.dtype}; "
-                "convert 0-255 integer pixels with x / 255 (npnet.data.load_mnist does)"
-            )
-        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-        if not (0.0 <= low and high <= 1.0):
-            raise ValueError(
-                f"{where}: pixels must be in [0, 1], got values from {low} to {high}; scale "
-                "0-255 pixels by 1/255 (npnet.data.load_mnist does)"
-            )
-        return x
+        """x as an array of floating-point pixels in [0, 1], or a clear error naming the
+        method (:func:`npnet.checks.pixels`)."""
+        return checks.pixels(x, f"{type(self).__name__}.{method}")
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -245,8 +218,8 @@ class DenoisingAutoencoder(EncoderDecoder):
         arch: str = "dense",
         channels: tuple[int, ...] = (32, 64),
     ):
-        self.input_dim = layer_width(input_dim, "input_dim")
-        self.code_dim = layer_width(code, "code")
+        self.input_dim = checks.width(input_dim, "input_dim")
+        self.code_dim = checks.width(code, "code")
         self.encoder, self.decoder = encoder_and_decoder(
             arch, self.input_dim, hidden, self.code_dim, self.code_dim, activation, "sigmoid",
             channels, default_hidden=(512, 128), rng=rng, dtype=dtype)

@@ -39,16 +39,9 @@ import math
 
 import numpy as np
 
-from .layers import (
-    ACTIVATIONS,
-    Layer,
-    Sequential,
-    _floating_dtype,
-    init_for,
-    layer_width,
-    layer_widths,
-    mlp,
-)
+from . import checks
+from .layers import ACTIVATIONS, Dense, Layer, Sequential, init_for, initial_weights, mlp
+from .patches import col2im, conv_output_size, conv_transpose_output_size, crop, im2col, pad
 
 __all__ = [
     "conv_output_size",
@@ -64,156 +57,28 @@ __all__ = [
 ]
 
 
-def _non_negative_int(value, what: str, low: int = 0) -> int:
-    """``value`` as an integer >= ``low``, or a clear error (2.0, "2" and True are refused)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{what} must be an integer >= {low}, got {value!r} of type "
-                        f"{type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value}")
-    return int(value)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Rows (or columns) of a convolution's output: ``(size + 2 padding - kernel) // stride + 1``.
-
-    The kernel is placed at rows 0, stride, 2 stride, ... of the padded input, as long as it
-    fits. When ``stride`` does not divide ``size + 2 padding - kernel``, the last
-    ``(size + 2 padding - kernel) % stride`` rows are never read (their gradient is 0).
-    For 28 rows, a 3 x 3 kernel, stride 2 and padding 1: (28 + 2 - 3) // 2 + 1 = 14.
-
-    Tested by: tests/test_conv.py::test_conv2d_matches_a_loop_over_pixels
-    """
-    if size + 2 * padding < kernel:
-        raise ValueError(
-            f"an image of {size} pixels, padded by {padding} on each side, is smaller than "
-            f"the {kernel} x {kernel} kernel; use a smaller kernel_size or more padding"
-        )
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def conv_transpose_output_size(
-    size: int, kernel: int, stride: int, padding: int, output_padding: int = 0
-) -> int:
-    """Rows of a transposed convolution's output: ``(size - 1) stride + kernel - 2 padding
-    + output_padding``.
-
-    It is the size of the input of the convolution (same kernel, stride and padding) whose
-    output has ``size`` rows. Several input sizes give the same output size when the stride
-    is above 1 (13 and 14 both give 7 for kernel 3, stride 2, padding 1); ``output_padding``,
-    in [0, stride), picks one: 7 -> 13 with 0, 7 -> 14 with 1.
-
-    Tested by: tests/test_conv.py::test_conv_transpose_is_the_adjoint_of_conv
-    """
-    out = (size - 1) * stride + kernel - 2 * padding + output_padding
-    if out < 1:
-        raise ValueError(
-            f"a transposed convolution of {size} pixels with kernel {kernel}, stride {stride}, "
-            f"padding {padding} and output_padding {output_padding} has {out} output pixels; "
-            "use less padding"
-        )
-    return out
-
-
-def im2col(xp: np.ndarray, kernel: int, stride: int) -> np.ndarray:
-    """The kernel-sized patches of a padded batch, one output pixel's patch per row.
-
-    ``xp`` (N, Hp, Wp, C) -> ``cols`` (N, Ho, Wo, kh, kw, C), where
-    ``cols[n, r, c, i, j, :] = xp[n, r * stride + i, c * stride + j, :]``; reshaped to
-    (N * Ho * Wo, kh * kw * C) it is the matrix of the module docstring. For each of the
-    kh * kw offsets (i, j) within the kernel, one strided slice of ``xp`` is copied.
-
-    Tested by: tests/test_conv.py::test_col2im_is_the_adjoint_of_im2col
-    """
-    n, hp, wp, channels = xp.shape
-    ho = conv_output_size(hp, kernel, stride, 0)
-    wo = conv_output_size(wp, kernel, stride, 0)
-    cols = np.empty((n, ho, wo, kernel, kernel, channels), dtype=xp.dtype)
-    for i in range(kernel):
-        for j in range(kernel):
-            cols[:, :, :, i, j, :] = xp[:, i : i + stride * ho : stride,
-                                           j : j + stride * wo : stride, :]
-    return cols
-
-
-def col2im(cols: np.ndarray, padded_shape: tuple, stride: int) -> np.ndarray:
-    """The adjoint of :func:`im2col`: each patch's values added back where the patch came from.
-
-    ``cols`` (N, Ho, Wo, kh, kw, C) -> (N, Hp, Wp, C), zeros where no patch reaches. Patches
-    overlap when stride < kernel, and a pixel in several patches receives the sum of their
-    values: exactly what the chain rule asks of dL/dx when x was copied into several rows.
-
-    Tested by: tests/test_conv.py::test_col2im_is_the_adjoint_of_im2col
-    """
-    n, ho, wo, kernel, _, channels = cols.shape
-    xp = np.zeros((n, *padded_shape, channels), dtype=cols.dtype)
-    for i in range(kernel):
-        for j in range(kernel):
-            xp[:, i : i + stride * ho : stride, j : j + stride * wo : stride, :] += (
-                cols[:, :, :, i, j, :])
-    return xp
-
-
-def _pad(x: np.ndarray, padding: int) -> np.ndarray:
-    """x (N, H, W, C) with ``padding`` rows and columns of zeros on every side."""
-    if padding == 0:
-        return x
-    return np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-
-
-def _crop(xp: np.ndarray, padding: int) -> np.ndarray:
-    """The inverse of :func:`_pad` for the shape (and the adjoint for the values)."""
-    if padding == 0:
-        return xp
-    return xp[:, padding:-padding, padding:-padding, :]
-
-
 class _ConvBase(Layer):
     """What the two convolutions share: the hyperparameters, W and b, and the input check."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dtype, name):
         super().__init__(name)
         kind = type(self).__name__
-        self.in_channels = layer_width(in_channels, f"{kind} in_channels")
-        self.out_channels = layer_width(out_channels, f"{kind} out_channels")
-        self.kernel_size = _non_negative_int(kernel_size, f"{kind} kernel_size", low=1)
-        self.stride = _non_negative_int(stride, f"{kind} stride", low=1)
-        self.padding = _non_negative_int(padding, f"{kind} padding")
-        if self.padding >= self.kernel_size:
-            raise ValueError(
-                f"{kind} padding {self.padding} is not smaller than kernel_size "
-                f"{self.kernel_size}: some patches would hold padding zeros only"
-            )
-        self.dtype = _floating_dtype(dtype)
+        self.in_channels = checks.width(in_channels, f"{kind} in_channels")
+        self.out_channels = checks.width(out_channels, f"{kind} out_channels")
+        self.kernel_size, self.stride, self.padding = checks.kernel_stride_padding(
+            kernel_size, stride, padding, kind)
+        self.dtype = checks.floating_dtype(dtype, f"a {kind} layer")
 
     def _init_params(self, shape: tuple, fan_in: float, fan_out: float, init: str, rng) -> None:
-        """W of ``shape`` (kh, kw, C, F), He normal (std sqrt(2 / fan_in)) or Glorot uniform
-        (limit sqrt(6 / (fan_in + fan_out))), as :class:`~npnet.layers.Dense`; b = 0."""
-        rng = np.random.default_rng(rng)
-        if init == "he":
-            W = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
-        elif init == "glorot":
-            limit = math.sqrt(6.0 / (fan_in + fan_out))
-            W = rng.uniform(-limit, limit, shape)
-        else:
-            raise ValueError(f"unknown init {init!r}; use 'he' or 'glorot'")
-        self.params = {"W": W.astype(self.dtype),
+        """W of ``shape`` (kh, kw, C, F) by :func:`~npnet.layers.initial_weights`; b = 0."""
+        self.params = {"W": initial_weights(shape, fan_in, fan_out, init, rng, self.dtype),
                        "b": np.zeros(self.out_channels, self.dtype)}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         """x as an (N, H, W, in_channels) array of the layer's dtype, or a clear error."""
         x = np.asarray(self._real_input(x), dtype=self.dtype)
-        if x.ndim != 4 or x.shape[3] != self.in_channels:
-            hint = (" (a batch of flat images needs a Reshape((H, W, C)) layer first)"
-                    if x.ndim == 2 else "")
-            raise ValueError(
-                f"{self.describe()} expects images of shape (N, H, W, {self.in_channels}), "
-                f"channels last, got {x.shape}{hint}"
-            )
-        if x.shape[0] == 0:
-            raise ValueError(f"{self.describe()} got an empty batch, shape {x.shape}")
-        return x
+        return checks.images(x, self.in_channels, self.describe())
 
     def _matrix(self) -> np.ndarray:
         """W (kh, kw, C, F) as the (kh * kw * C, F) matrix that multiplies patches (a view)."""
@@ -286,7 +151,7 @@ class Conv2D(_ConvBase):
             ho, wo, f = self.output_shape(x.shape[1], x.shape[2])
         except ValueError as error:
             raise ValueError(f"{self.describe()}: {error}") from None
-        cols = im2col(_pad(x, self.padding), self.kernel_size, self.stride)
+        cols = im2col(pad(x, self.padding), self.kernel_size, self.stride)
         cols = cols.reshape(-1, self._matrix().shape[0])  # (M, K), M = N Ho Wo
         self.cache = (cols, x.shape)
         y = cols @ self._matrix() + self.params["b"]  # (M, F)
@@ -304,7 +169,7 @@ class Conv2D(_ConvBase):
         dcols = d @ self._matrix().T  # (M, F) @ (F, K)
         ho, wo, _ = self.output_shape(h, w)
         dxp = col2im(dcols.reshape(n, ho, wo, k, k, c), (h + 2 * p, w + 2 * p), self.stride)
-        return _crop(dxp, p)
+        return crop(dxp, p)
 
     def __repr__(self) -> str:
         return (f"Conv2D({self.in_channels} -> {self.out_channels}, kernel {self.kernel_size}, "
@@ -361,12 +226,10 @@ class ConvTranspose2D(_ConvBase):
         k, f, c, s = self.kernel_size, self.in_channels, self.out_channels, self.stride
         self._init_params((k, k, c, f), fan_in=k * k * f / s**2, fan_out=k * k * c, init=init,
                           rng=rng)
-        self.output_padding = _non_negative_int(output_padding, "ConvTranspose2D output_padding")
+        self.output_padding = checks.integer(output_padding, "ConvTranspose2D output_padding")
         if self.output_padding >= self.stride:
-            raise ValueError(
-                f"ConvTranspose2D output_padding must be smaller than the stride "
-                f"({self.stride}), got {self.output_padding}"
-            )
+            raise ValueError(f"ConvTranspose2D output_padding must be smaller than the stride "
+                             f"({self.stride}), got {self.output_padding}")
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """(Ho, Wo, C) for an input of height x width pixels."""
@@ -386,7 +249,7 @@ class ConvTranspose2D(_ConvBase):
         self.cache = u
         cols = u.reshape(-1, f) @ self._matrix().T  # (M, F) @ (F, K)
         yp = col2im(cols.reshape(n, hi, wi, k, k, c), (ho + 2 * p, wo + 2 * p), self.stride)
-        return _crop(yp, p) + self.params["b"]
+        return crop(yp, p) + self.params["b"]
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from dout = dL/dy (N, Ho, Wo, C); return dL/du (N, Hi, Wi, F)."""
@@ -394,7 +257,7 @@ class ConvTranspose2D(_ConvBase):
         n, hi, wi, f = u.shape
         dout = self._check_dout(dout, (n, *self.output_shape(hi, wi)))
         dout = dout.astype(self.dtype, copy=False)
-        dcols = im2col(_pad(dout, self.padding), self.kernel_size, self.stride)
+        dcols = im2col(pad(dout, self.padding), self.kernel_size, self.stride)
         dcols = dcols.reshape(n * hi * wi, -1)  # (M, K): Hi x Wi patches, as in Conv2D
         self.grads["W"] = (dcols.T @ u.reshape(-1, f)).reshape(self.params["W"].shape)
         self.grads["b"] = dout.sum(axis=(0, 1, 2))  # (C,)
@@ -422,7 +285,7 @@ class Reshape(Layer):
         super().__init__(name)
         if isinstance(shape, int | np.integer):
             shape = (shape,)
-        self.shape = tuple(layer_width(s, "Reshape shape entry") for s in shape)
+        self.shape = tuple(checks.width(s, "Reshape shape entry") for s in shape)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._real_input(x)
@@ -463,29 +326,12 @@ class Flatten(Layer):
         return dout.reshape(x_shape)
 
 
-def _image_side(input_dim: int) -> int:
-    """The side of a square one-channel image of ``input_dim`` pixels (28 for 784)."""
-    side = math.isqrt(input_dim)
-    if side * side != input_dim:
-        raise ValueError(
-            f"a convolutional model reads each row of {input_dim} pixels as a square image, "
-            f"but {input_dim} is not a square number (MNIST's 784 is 28 x 28)"
-        )
-    return side
-
-
-def _activation(label: str | None, where: str):
-    if label is not None and label not in ACTIVATIONS:
-        raise ValueError(f"unknown {where} {label!r}; choose from {sorted(ACTIVATIONS)}")
-    return label
-
-
 def _feature_sizes(pixels: int, what: str, channels, kernel: int, stride: int,
                    padding: int) -> tuple[list[int], list[int]]:
     """The checked channel counts, and the side of the image before and after each
     convolution (28, 14, 7 for two stride-2 layers on 784 pixels)."""
-    sizes = [_image_side(layer_width(pixels, what))]
-    channels = layer_widths(channels, "channels")
+    sizes = [checks.square_side(pixels, what)]
+    channels = checks.widths(channels, "channels")
     if not channels:
         raise ValueError("a convolutional encoder or decoder needs at least one channel "
                          "count, such as channels=(32, 64)")
@@ -524,8 +370,8 @@ def conv_encoder(
     """
     channels, sizes = _feature_sizes(input_dim, "input_dim", channels, kernel_size, stride,
                                      padding)
-    hidden = layer_widths(hidden, "hidden")
-    activation = _activation(activation, "activation")
+    hidden = checks.widths(hidden, "hidden")
+    checks.one_of(activation, ACTIVATIONS, "activation")
     rng = np.random.default_rng(rng)
     layers: list[Layer] = [Reshape((sizes[0], sizes[0], 1))]
     for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True):
@@ -533,7 +379,7 @@ def conv_encoder(
                           init=init_for(activation), rng=rng, dtype=dtype),
                    ACTIVATIONS[activation]()]
     layers.append(Flatten())
-    widths = [sizes[-1] ** 2 * channels[-1], *hidden, layer_width(out_features, "code")]
+    widths = [sizes[-1] ** 2 * channels[-1], *hidden, checks.width(out_features, "code")]
     layers += mlp(widths, activation, None, rng=rng, dtype=dtype).layers  # the code: linear
     return Sequential(*layers, name=name)
 
@@ -569,13 +415,15 @@ def conv_decoder(
     """
     channels, sizes = _feature_sizes(output_dim, "output_dim", channels, kernel_size, stride,
                                      padding)
-    hidden = layer_widths(hidden, "hidden")
-    activation = _activation(activation, "activation")
-    output_activation = _activation(output_activation, "output activation")
+    hidden = checks.widths(hidden, "hidden")
+    checks.one_of(activation, ACTIVATIONS, "activation")
+    checks.one_of(output_activation, [*ACTIVATIONS, None], "output activation")
     rng = np.random.default_rng(rng)
-    widths = [layer_width(in_features, "code"), *reversed(hidden),
-              sizes[-1] ** 2 * channels[-1]]
-    layers: list[Layer] = mlp(widths, activation, activation, rng=rng, dtype=dtype).layers
+    widths = [checks.width(in_features, "code"), *reversed(hidden), sizes[-1] ** 2 * channels[-1]]
+    layers: list[Layer] = []
+    for d_in, d_out in zip(widths[:-1], widths[1:], strict=True):  # the maps come next: ReLU
+        layers += [Dense(d_in, d_out, init=init_for(activation), rng=rng, dtype=dtype),
+                   ACTIVATIONS[activation]()]
     layers.append(Reshape((sizes[-1], sizes[-1], channels[-1])))
     outs = [1, *channels[:-1]]  # the channels of each encoder layer's input
     for i in reversed(range(len(channels))):

@@ -16,10 +16,14 @@ respect to the layer's output.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
+
+from . import checks
 
 __all__ = [
     "sigmoid",
@@ -33,50 +37,39 @@ __all__ = [
     "ACTIVATIONS",
     "mlp",
     "init_for",
+    "initial_weights",
     "layer_width",
     "layer_widths",
 ]
 
 
-def layer_width(value, what: str = "width") -> int:
-    """``value`` as the width of a layer, an integer >= 1 (Python's or NumPy's), or a clear
-    error. ``int()`` would make 2.7 a 2, "3" a 3 and True a 1, without a word.
+# The checked widths, under the names the layers have always offered them (npnet.checks).
+layer_width, layer_widths = checks.width, checks.widths
 
-    Tested by: tests/test_layers.py::test_widths_are_integers_of_at_least_one
+
+def initial_weights(shape: tuple, fan_in: float, fan_out: float, init: str, rng,
+                    dtype) -> np.ndarray:
+    r"""Random weights of ``shape``, scaled so that activations neither grow nor shrink
+    from layer to layer:
+
+    * ``"he"`` (Kaiming) normal, std = sqrt(2 / fan_in): keeps the variance of activations
+      through ReLU layers, which zero half their inputs;
+    * ``"glorot"`` (Xavier) uniform, limit sqrt(6 / (fan_in + fan_out)): suits layers
+      followed by tanh, sigmoid or nothing.
+
+    fan_in is the number of terms in each output's sum (D_in for a Dense layer), fan_out the
+    number of outputs each input reaches. Drawn from ``rng`` in float64, then cast.
+
+    Tested by: tests/test_layers.py::test_dense_initialisation_scale,
+    tests/test_conv.py::test_conv_initialisation_scale
     """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(
-            f"{what} must be an integer >= 1 (a number of units), got {value!r} of type "
-            f"{type(value).__name__}"
-        )
-    if value < 1:
-        raise ValueError(f"{what} must be an integer >= 1 (a number of units), got {value}")
-    return int(value)
-
-
-def layer_widths(values, what: str = "widths") -> list[int]:
-    """A sequence of layer widths, each checked by :func:`layer_width`. A string is refused:
-    ``mlp("784")`` would read it as the widths 7, 8 and 4.
-
-    Tested by: tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string
-    """
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise TypeError(
-            f"{what} must be a sequence of integer widths, such as (512, 128), got {values!r}"
-        )
-    return [layer_width(value, f"{what}[{i}]") for i, value in enumerate(values)]
-
-
-def _floating_dtype(dtype) -> np.dtype:
-    """``dtype``, if it is a floating-point type: weights of an integer type would round to
-    0 (He's scale is below 1), and the gradients here are derived for real numbers."""
-    dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(
-            f"Dense layers compute in floating point: dtype must be float32 (to train) or "
-            f"float64 (for gradient checks), got {dtype}"
-        )
-    return dtype
+    rng = np.random.default_rng(rng)
+    if checks.one_of(init, ("he", "glorot"), "init") == "he":
+        weights = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+    else:
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        weights = rng.uniform(-limit, limit, shape)
+    return weights.astype(dtype)
 
 
 class Layer(ABC):
@@ -99,10 +92,12 @@ class Layer(ABC):
     tests/test_layers.py::test_input_that_is_not_real_numbers_is_refused
     """
 
+    # A layer without parameters has none: an empty mapping that cannot be filled by mistake.
+    params: Mapping[str, np.ndarray] = MappingProxyType({})
+    grads: Mapping[str, np.ndarray] = MappingProxyType({})
+
     def __init__(self, name: str | None = None):
         self.name = name or type(self).__name__
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
         self.cache = None
 
     @abstractmethod
@@ -117,15 +112,8 @@ class Layer(ABC):
         return self.forward(x)
 
     def _real_input(self, x: np.ndarray) -> np.ndarray:
-        """x as a NumPy array of real numbers, or a clear error: a cast to float would keep
-        only the real part of complex numbers (NumPy merely warns)."""
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":  # bool, signed and unsigned integer, floating point
-            raise TypeError(
-                f"{self.describe()} takes real numbers (a float array), got an array of "
-                f"{x.dtype}"
-            )
-        return x
+        """x as a NumPy array of real numbers, or a clear error (:func:`checks.real_array`)."""
+        return checks.real_array(x, self.describe())
 
     def _cached(self, dout: np.ndarray):
         """The forward cache, checked against ``dout``; a clear error if forward never ran."""
@@ -172,9 +160,8 @@ class Dense(Layer):
     in_features, out_features : int
         D_in and D_out.
     init : {"he", "glorot"}
-        He (Kaiming) normal, std = sqrt(2 / D_in), keeps the variance of activations
-        constant through ReLU layers; Glorot (Xavier) uniform, limit sqrt(6 / (D_in + D_out)),
-        suits layers followed by tanh, sigmoid or nothing. The bias starts at zero.
+        He (Kaiming) normal, std = sqrt(2 / D_in), or Glorot (Xavier) uniform, limit
+        sqrt(6 / (D_in + D_out)) (:func:`initial_weights`). The bias starts at zero.
     rng : numpy.random.Generator or int or None
         Source of the initial weights (a seed gives the same weights every time).
     dtype : numpy dtype
@@ -195,20 +182,11 @@ class Dense(Layer):
         name: str | None = None,
     ):
         super().__init__(name)
-        self.in_features = layer_width(in_features, "Dense in_features")
-        self.out_features = layer_width(out_features, "Dense out_features")
-        self.dtype = _floating_dtype(dtype)
-        rng = np.random.default_rng(rng)
-        if init == "he":
-            W = rng.standard_normal((self.in_features, self.out_features)) * np.sqrt(
-                2.0 / self.in_features
-            )
-        elif init == "glorot":
-            limit = np.sqrt(6.0 / (self.in_features + self.out_features))
-            W = rng.uniform(-limit, limit, (self.in_features, self.out_features))
-        else:
-            raise ValueError(f"unknown init {init!r}; use 'he' or 'glorot'")
-        self.params = {"W": W.astype(self.dtype), "b": np.zeros(self.out_features, self.dtype)}
+        d_in = self.in_features = checks.width(in_features, "Dense in_features")
+        d_out = self.out_features = checks.width(out_features, "Dense out_features")
+        self.dtype = checks.floating_dtype(dtype, "a Dense layer")
+        W = initial_weights((d_in, d_out), d_in, d_out, init, rng, self.dtype)
+        self.params = {"W": W, "b": np.zeros(d_out, self.dtype)}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
 
     def describe(self) -> str:
@@ -275,9 +253,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.01, name: str | None = None):
         super().__init__(name)
-        if not 0 <= alpha < 1:
-            raise ValueError(f"LeakyReLU alpha must be in [0, 1), got {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = checks.fraction(alpha, "LeakyReLU alpha")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._real_input(x)
@@ -378,14 +354,7 @@ class Sequential(Layer):
         self.name = name or ""
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
-        if not layers:
-            raise ValueError("Sequential needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(
-                    f"Sequential takes npnet layers; item {i} is {type(layer).__name__}"
-                )
-        _check_each_layer_once(layers)
+        checks.distinct_layers(layers, Layer)
         for i, layer in enumerate(layers):
             layer.name = f"{self.name}.{i}" if self.name else str(i)
         self.layers = list(layers)
@@ -395,20 +364,10 @@ class Sequential(Layer):
         """Every layer's parameters, ``{"<layer name>.<key>": array}`` (the same arrays)."""
         return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.params.items()}
 
-    @params.setter
-    def params(self, value):
-        if value:  # Layer.__init__ assigns {}; a container's parameters live in its layers
-            raise AttributeError("set parameters on the layers of a Sequential, not on it")
-
     @property
     def grads(self) -> dict[str, np.ndarray]:
         """Every layer's gradients, under the same keys as :attr:`params`."""
         return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.grads.items()}
-
-    @grads.setter
-    def grads(self, value):
-        if value:
-            raise AttributeError("gradients live in the layers of a Sequential")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
@@ -429,25 +388,6 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)"
 
 
-def _check_each_layer_once(layers) -> None:
-    """A clear error if one layer object appears twice, here or in a nested Sequential."""
-    seen: set[int] = set()
-
-    def visit(layer: Layer) -> None:
-        if id(layer) in seen:
-            raise ValueError(
-                f"{layer.describe()} appears twice in this Sequential; a layer keeps one cache "
-                "and one set of gradients, so build a new layer for each place it is used"
-            )
-        seen.add(id(layer))
-        if isinstance(layer, Sequential):
-            for inner in layer.layers:
-                visit(inner)
-
-    for layer in layers:
-        visit(layer)
-
-
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
 
@@ -455,7 +395,7 @@ def init_for(follows: str | None) -> str:
     """The initialisation of a layer followed by the activation ``follows`` (None: nothing):
     He for ReLU-like activations, which zero half their inputs; Glorot otherwise.
 
-    Tested by: tests/test_layers.py::test_dense_initialisation_scale
+    Tested by: tests/test_layers.py::test_mlp_initialises_by_the_activation_that_follows
     """
     return "he" if follows in ("relu", "leaky_relu") else "glorot"
 
@@ -477,12 +417,11 @@ def mlp(
     Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays,
     tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string
     """
-    widths = layer_widths(widths, "mlp widths")
+    widths = checks.widths(widths, "mlp widths")
     if len(widths) < 2:
         raise ValueError(f"mlp needs at least two widths (in, out), got {widths}")
-    for label in (activation, output_activation):
-        if label is not None and label not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {label!r}; choose from {sorted(ACTIVATIONS)}")
+    checks.one_of(activation, ACTIVATIONS, "activation")
+    checks.one_of(output_activation, [*ACTIVATIONS, None], "output activation")
     rng = np.random.default_rng(rng)
     layers: list[Layer] = []
     for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):

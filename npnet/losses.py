@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import checks
 from .layers import sigmoid
 
 __all__ = [
@@ -20,53 +21,8 @@ __all__ = [
 ]
 
 
-def _check_pair(prediction: np.ndarray, target: np.ndarray, what: str):
-    prediction = np.asarray(prediction)
-    if not np.issubdtype(prediction.dtype, np.floating):
-        raise TypeError(
-            f"{what}: predictions must be floating point, got dtype {prediction.dtype}; "
-            "convert them with .astype(np.float32) (or float64 for gradient checks)"
-        )
-    target = np.asarray(target, dtype=prediction.dtype)
-    if prediction.shape != target.shape:
-        raise ValueError(
-            f"{what}: prediction has shape {prediction.shape} but target has shape "
-            f"{target.shape}; they must match, one row per example"
-        )
-    if prediction.ndim != 2 or prediction.shape[0] == 0:
-        raise ValueError(
-            f"{what}: expected a non-empty batch of shape (N, D), got {prediction.shape}"
-        )
-    return prediction, target
-
-
-def _check_probabilities(target: np.ndarray, what: str) -> None:
-    """BCE's targets are probabilities (gray values). Outside [0, 1] its value means nothing
-    (it can go negative), which raw 0-255 pixels would otherwise cause without a word."""
-    low, high = float(target.min()), float(target.max())
-    if not (0.0 <= low and high <= 1.0):
-        raise ValueError(
-            f"{what}: targets must be in [0, 1], got values from {low} to {high}; "
-            "scale 0-255 pixels by 1/255 (npnet.data.load_mnist does)"
-        )
-
-
-def check_binary(x: np.ndarray, what: str) -> None:
-    """Raise a ValueError that says how to binarise, unless every value of x is 0 or 1.
-
-    A Bernoulli likelihood p(x|z) is a probability only for binary x; on gray values the
-    cross-entropy is still a fine loss, but not the log-likelihood of any model.
-
-    Tested by: tests/test_vae.py::test_likelihoods_refuse_gray_images
-    """
-    x = np.asarray(x)
-    binary = (x == 0) | (x == 1)
-    if not binary.all():
-        raise ValueError(
-            f"{what} needs binary images (every pixel 0 or 1): a Bernoulli likelihood is not "
-            f"defined for a value such as {x[~binary].ravel()[0]}. Binarise them first: "
-            "npnet.data.binarize(x, rng) in code, --binarize dynamic or static on the "
-            "command line")
+# Binary images, checked: the Bernoulli likelihood's precondition (npnet.checks.binary).
+check_binary = checks.binary
 
 
 def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
@@ -86,7 +42,7 @@ def mse_loss(prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
 
     Tested by: tests/test_losses.py::test_mse_value_and_gradient
     """
-    prediction, target = _check_pair(prediction, target, "mse_loss")
+    prediction, target = checks.prediction_and_target(prediction, target, "mse_loss")
     n = prediction.shape[0]
     diff = prediction - target
     loss = float(np.sum(diff**2)) / n
@@ -133,8 +89,8 @@ def bce_with_logits_per_example(logits: np.ndarray, target: np.ndarray) -> np.nd
 
     Tested by: tests/test_losses.py::test_bce_is_finite_at_extreme_logits
     """
-    logits, target = _check_pair(logits, target, "bce_with_logits")
-    _check_probabilities(target, "bce_with_logits")
+    logits, target = checks.prediction_and_target(logits, target, "bce_with_logits")
+    checks.probabilities(target, "bce_with_logits")
     return _bce_per_pixel(logits, target).sum(axis=1)
 
 
@@ -159,8 +115,8 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
 
     Tested by: tests/test_losses.py::test_bce_value_and_gradient
     """
-    logits, target = _check_pair(logits, target, "bce_with_logits")
-    _check_probabilities(target, "bce_with_logits")
+    logits, target = checks.prediction_and_target(logits, target, "bce_with_logits")
+    checks.probabilities(target, "bce_with_logits")
     n = logits.shape[0]
     loss = float(np.sum(_bce_per_pixel(logits, target))) / n
     return loss, (sigmoid(logits) - target) / n

@@ -15,56 +15,14 @@ restored exactly.
 
 from __future__ import annotations
 
-import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["Optimizer", "SGD", "Adam"]
-
-
-def _number(name: str, value) -> float:
-    """``value`` as a float, or a clear error: "0.1" read from a config file is not a number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
-    return float(value)
-
-
-def _positive(name: str, value) -> float:
-    """A finite number > 0 (a learning rate, Adam's eps), or a clear error."""
-    number = _number(name, value)
-    if not 0 < number < math.inf:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return number
-
-
-def _non_negative(name: str, value) -> float:
-    """A finite number >= 0 (a weight decay), or a clear error."""
-    number = _number(name, value)
-    if not 0 <= number < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number
-
-
-def _decay_rate(name: str, value) -> float:
-    """A number in [0, 1) (momentum, Adam's betas): how much of the past each step keeps."""
-    number = _number(name, value)
-    if not 0 <= number < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return number
-
-
-def _check_not_float16(params: Mapping[str, np.ndarray]) -> None:
-    """Adam's terms do not fit in float16 (see :class:`Adam`): a clear error, not NaN weights."""
-    for name, param in params.items():
-        if param.dtype == np.float16:
-            raise TypeError(
-                f"parameter {name!r} is float16, too narrow for Adam: eps = 1e-8 rounds to 0, "
-                "and so do small squared gradients, so a step would divide by 0; train in "
-                "float32 (or use SGD)"
-            )
 
 
 class Optimizer(ABC):
@@ -81,82 +39,14 @@ class Optimizer(ABC):
     state_slots: tuple[str, ...] = ()
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
-        self._check_params(params)
-        self.params = dict(params)
-        self.lr = _positive("lr", lr)
+        self.params = checks.parameters(params)
+        self.lr = checks.positive(lr, "lr")
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
-    @staticmethod
-    def _check_params(params: Mapping[str, np.ndarray]) -> None:
-        """Parameters are arrays the update can change in place: floating point, writeable."""
-        if not isinstance(params, Mapping):
-            raise TypeError(
-                "the optimizer takes a dict of parameter arrays: pass model.params, got a "
-                f"{type(params).__name__}"
-            )
-        if not params:
-            raise ValueError("the optimizer got no parameters; pass model.params")
-        for name, param in params.items():
-            if not isinstance(param, np.ndarray):
-                raise TypeError(
-                    f"parameter {name!r} is a {type(param).__name__}: pass the NumPy arrays "
-                    "of model.params, which the optimizer updates in place"
-                )
-            if not np.issubdtype(param.dtype, np.floating):
-                raise TypeError(
-                    f"parameter {name!r} is an array of {param.dtype}: parameters must be "
-                    "floating point (float32, or float64), or an update would be rounded away"
-                )
-            if not param.flags.writeable:
-                raise ValueError(
-                    f"parameter {name!r} is read-only, but the optimizer updates it in place; "
-                    "pass writeable arrays (np.array(p) makes a writeable copy)"
-                )
-
-    def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
-        if not isinstance(grads, Mapping):
-            raise TypeError(
-                "step takes a dict of gradient arrays: pass model.grads, got a "
-                f"{type(grads).__name__}"
-            )
-        if grads.keys() != self.params.keys():
-            missing = sorted(self.params.keys() - grads.keys())
-            extra = sorted(grads.keys() - self.params.keys())
-            raise KeyError(
-                f"gradients do not match the optimizer's parameters (missing: {missing}, "
-                f"unexpected: {extra}); pass model.grads of the model the optimizer was "
-                "built on"
-            )
-        for name, param in self.params.items():
-            grad = grads[name]
-            if not isinstance(grad, np.ndarray):
-                raise TypeError(
-                    f"gradient {name!r} is a {type(grad).__name__}: pass model.grads, whose "
-                    "gradients are NumPy arrays"
-                )
-            if grad.dtype.kind not in "biuf":  # bool, integer, floating point
-                raise TypeError(
-                    f"gradient {name!r} is an array of {grad.dtype}: gradients must be real "
-                    "numbers (a cast would drop an imaginary part)"
-                )
-            if not param.flags.writeable:  # made read-only since: refuse before any update
-                raise ValueError(
-                    f"parameter {name!r} has become read-only, but the optimizer updates it in "
-                    "place; make it writeable again (param.flags.writeable = True)"
-                )
-            # The compiled update walks the flat arrays by the parameter's size: a smaller
-            # gradient would be read past its end, and NumPy would broadcast a (1, D) one.
-            if grad.shape != param.shape:
-                raise ValueError(
-                    f"gradient {name!r} has shape {grad.shape}, but the parameter "
-                    f"has shape {param.shape}; pass model.grads of the model the optimizer "
-                    "was built on"
-                )
-
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update to every parameter, in place."""
-        self._check_grads(grads)
+        checks.gradients(grads, self.params)  # all of them, before any parameter changes
         self.steps += 1
         for name, param in self.params.items():
             self._update(name, param, grads[name])
@@ -185,30 +75,9 @@ class Optimizer(ABC):
         Everything is checked before anything is changed: on an error the optimizer keeps
         the state it had.
         """
-        if "steps" not in flat:
-            raise KeyError(
-                "optimizer state has no 'steps' entry; pass what state_dict() returned"
-            )
-        loaded: list[tuple[str, str, np.ndarray]] = []
-        for key, value in flat.items():
-            if key == "steps":
-                continue
-            slot, _, name = key.partition("/")
-            if name not in self.params:
-                raise KeyError(f"optimizer state for unknown parameter {name!r}")
-            if slot not in self.state_slots:
-                raise KeyError(
-                    f"optimizer state {key!r}: {type(self).__name__} keeps "
-                    f"{list(self.state_slots)}, not {slot!r}; was it saved by another optimizer?"
-                )
-            value = np.asarray(value)
-            if value.shape != self.params[name].shape:
-                raise ValueError(
-                    f"optimizer state {key!r} has shape {value.shape}, parameter "
-                    f"{name!r} has {self.params[name].shape}"
-                )
-            loaded.append((slot, name, value))
-        self.steps = int(flat["steps"])
+        steps, loaded = checks.optimizer_state(flat, self.params, self.state_slots,
+                                               type(self).__name__)
+        self.steps = steps
         self.state = {}
         for slot, name, value in loaded:
             self._state_of(name)[slot][...] = value  # cast to the parameter's dtype
@@ -242,11 +111,11 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(params, lr)
-        self.momentum = _decay_rate("momentum", momentum)
+        self.momentum = checks.fraction(momentum, "momentum")
         if nesterov and self.momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.nesterov = bool(nesterov)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.weight_decay = checks.non_negative(weight_decay, "weight_decay")
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
@@ -298,10 +167,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(params, lr)
-        self.beta1, self.beta2 = _decay_rate("beta1", beta1), _decay_rate("beta2", beta2)
-        self.eps = _positive("eps", eps)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
-        _check_not_float16(self.params)
+        self.beta1, self.beta2 = checks.fraction(beta1, "beta1"), checks.fraction(beta2, "beta2")
+        self.eps = checks.positive(eps, "eps")
+        self.weight_decay = checks.non_negative(weight_decay, "weight_decay")
+        checks.not_float16(self.params)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:

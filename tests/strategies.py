@@ -24,3 +24,13 @@ def batches(n=sizes, d=sizes):
 def away_from_zero(x, margin=KINK_MARGIN):
     """Move every entry at least ``margin`` away from 0, keeping its sign."""
     return np.where(x >= 0, x + margin, x - margin)
+
+
+def he_or_glorot(W: np.ndarray, fan_in: float, fan_out: float) -> str:
+    """Which initialisation drew W: He's std sqrt(2 / fan_in), or Glorot's uniform limit
+    sqrt(6 / (fan_in + fan_out)) (std limit / sqrt(3)), to within 3%."""
+    limit = np.sqrt(6 / (fan_in + fan_out))
+    if np.abs(W).max() <= limit and abs(W.std() - limit / np.sqrt(3)) < 0.03 * limit:
+        return "glorot"
+    assert abs(W.std() - np.sqrt(2 / fan_in)) < 0.03 * np.sqrt(2 / fan_in), W.std()
+    return "he"

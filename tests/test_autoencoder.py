@@ -64,7 +64,7 @@ def test_corruption_bad_arguments():
         corrupt(X, "blur", 0.1, 0)
     with pytest.raises(ValueError, match="probability in \\[0, 1\\]"):
         corrupt(X, "masking", 1.5, 0)
-    with pytest.raises(ValueError, match="standard deviation >= 0"):
+    with pytest.raises(ValueError, match=r"standard deviation\) must be a finite number >= 0"):
         corrupt(X, "gaussian", -0.1, 0)
     with pytest.raises(TypeError, match="x / 255"):
         corrupt((X * 255).astype(np.uint8), "gaussian", 0.1, 0)

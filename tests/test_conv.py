@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import seeds
+from strategies import he_or_glorot, seeds
 
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.conv import (
@@ -14,6 +14,7 @@ from npnet.conv import (
     Flatten,
     Reshape,
     col2im,
+    conv_decoder,
     conv_output_size,
     im2col,
 )
@@ -208,6 +209,21 @@ def test_reshape_refuses_a_size_that_does_not_match():
 def test_conv_layers_refuse_bad_hyperparameters(layer, kwargs, error, message):
     with pytest.raises(error, match=message):
         layer(2, 3, **{"kernel_size": 3, **kwargs})
+
+
+@pytest.mark.parametrize("init", ["he", "glorot"])
+def test_conv_initialisation_scale(init):
+    """fan_in is the number of terms in each output's sum: k^2 C for a convolution, and on
+    average k^2 F / s^2 for a transposed one (each input pixel reaches k^2 outputs, and there
+    are s^2 outputs per input pixel); fan_out is k^2 F and k^2 C."""
+    k, c, f, s = 3, 16, 64, 2
+    conv = Conv2D(c, f, k, stride=s, init=init, rng=0)
+    transposed = ConvTranspose2D(f, c, k, stride=s, init=init, rng=0)
+    assert he_or_glorot(conv.params["W"], k * k * c, k * k * f) == init
+    assert he_or_glorot(transposed.params["W"], k * k * f / s**2, k * k * c) == init
+    # and the decoder's Dense layers before its feature maps are followed by a ReLU: He
+    decoder = conv_decoder(16, (4, 8), (), 784, rng=0)
+    assert he_or_glorot(decoder.layers[0].params["W"], 16, 7 * 7 * 8) == "he"
 
 
 def test_conv_transpose_refuses_an_output_padding_not_below_the_stride():

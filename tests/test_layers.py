@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import KINK_MARGIN, away_from_zero, batches, seeds, sizes
+from strategies import KINK_MARGIN, away_from_zero, batches, he_or_glorot, seeds, sizes
 
 from npnet.gradcheck import check_layer
 from npnet.layers import (
@@ -121,6 +121,20 @@ def test_dense_initialisation_scale(init, expected_std):
         expected_std = limit / np.sqrt(3)
     assert abs(W.std() - expected_std) / expected_std < 0.02
     assert not layer.params["b"].any()
+
+
+@pytest.mark.parametrize("activation, output_activation, first, last", [
+    ("relu", None, "he", "glorot"), ("leaky_relu", "relu", "he", "he"),
+    ("tanh", "sigmoid", "glorot", "glorot"), ("sigmoid", "leaky_relu", "glorot", "he"),
+])
+def test_mlp_initialises_by_the_activation_that_follows(activation, output_activation,
+                                                         first, last):
+    """init_for: He before ReLU-like activations, which zero half their inputs; Glorot
+    before the others and before nothing."""
+    model = mlp([300, 200, 100], activation, output_activation, rng=0)
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    assert he_or_glorot(dense[0].params["W"], 300, 200) == first
+    assert he_or_glorot(dense[1].params["W"], 200, 100) == last
 
 
 def test_dense_same_seed_same_weights():

@@ -21,7 +21,8 @@ from test_docs import defined_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "npnet"
-CORE = ["layers", "conv", "losses", "optim", "autoencoder", "vae", "gradcheck"]
+CORE = ["checks", "layers", "patches", "conv", "losses", "optim", "autoencoder", "vae",
+        "importance", "gradcheck"]
 PLUMBING = ["data", "io", "train", "analysis", "plotting", "cli"]
 FAST = sorted(p.stem for p in (PACKAGE / "fast").glob("*.py"))
 
@@ -118,3 +119,60 @@ def test_every_tested_by_reference_exists():
         if not (ROOT / file).is_file() or name not in defined_names(ROOT / file):
             broken.append(ref)
     assert not broken, f"'Tested by:' names tests that do not exist: {broken}"
+
+
+# A student reads a core module in one sitting, and a formula within a screen.
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 30
+
+
+def code_lines(function: ast.FunctionDef, lines: list[str]) -> int:
+    """Lines of a function's body that hold code: not its docstring, blanks or comments."""
+    body = function.body
+    has_docstring = (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                     and isinstance(body[0].value.value, str))
+    first = body[0].end_lineno + 1 if has_docstring else body[0].lineno
+    return sum(1 for line in lines[first - 1 : function.end_lineno]
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def longest_functions(path: Path) -> list[tuple[str, int]]:
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    return sorted(((node.name, code_lines(node, lines)) for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)),
+                  key=lambda item: -item[1])
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_a_core_module_reads_in_one_sitting(module):
+    path = PACKAGE / f"{module}.py"
+    length = len(path.read_text(encoding="utf-8").splitlines())
+    assert length <= MAX_MODULE_LINES, f"npnet/{module}.py has {length} lines"
+    too_long = [(name, n) for name, n in longest_functions(path) if n > MAX_FUNCTION_LINES]
+    assert not too_long, f"npnet/{module}.py: functions over {MAX_FUNCTION_LINES} lines: {too_long}"
+
+
+def test_the_length_check_can_fail(tmp_path):
+    fake = tmp_path / "long.py"
+    fake.write_text('def f():\n    """Doc.\n\n    More."""\n    # why\n' + "    x = 1\n" * 31)
+    assert longest_functions(fake) == [("f", 31)]
+
+
+# What the fast path guarantees is said in npnet/fast/ and the appendix, not in the core.
+FAST_PATH_WORDS = re.compile(r"\bbits?\b|bit for bit|compiled|\bthreads?\b|processor|\bBLAS\b|"
+                             r"numba", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_core_owes_nothing_to_the_fast_path(module):
+    """No docstring or comment of the core speaks of bits, compiled loops, threads or the
+    processor's caches (its error messages may tell a user what to do about npnet.fast)."""
+    source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    docs = [ast.get_docstring(node) or "" for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)]
+    comments = [line.split("#", 1)[1] for line in source.splitlines() if "#" in line
+                and not line.strip().startswith(("'", '"', "f'", 'f"'))]
+    found = [text for text in docs + comments if FAST_PATH_WORDS.search(text)]
+    assert not found, f"npnet/{module}.py: {[FAST_PATH_WORDS.search(t)[0] for t in found]}"

@@ -13,6 +13,7 @@ from strategies import KINK_MARGIN, batches, seeds, sizes, values
 
 import npnet.vae
 from npnet.gradcheck import check_gradients
+from npnet.importance import iwae_step
 from npnet.layers import ReLU
 from npnet.losses import bce_with_logits, bce_with_logits_per_example
 from npnet.optim import Adam
@@ -491,10 +492,11 @@ def test_log_likelihood_is_finite_for_extreme_models():
     np.testing.assert_array_equal(estimate, model.log_likelihood(x, k=1000, rng=0))  # seeded
 
 
-@pytest.mark.parametrize("k", [0, -3, 2.5, True, "10"])
-def test_log_likelihood_refuses_bad_k(k):
+@pytest.mark.parametrize("k, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError),
+                                      (True, TypeError), ("10", TypeError)])
+def test_log_likelihood_refuses_bad_k(k, error):
     model = tiny_vae(0, 4)
-    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+    with pytest.raises(error, match="k must be an integer >= 1"):
         model.log_likelihood(np.zeros((1, 4)), k=k)
 
 
@@ -552,7 +554,7 @@ def test_iwae_gradients(seed, n, k, widths, activation):
     eps = rng.standard_normal((n, k, latent))
 
     def loss_and_grads():  # the formula itself, also at k = 1 (which train_step trains as
-        loss = model._iwae_step(x, None, eps)["loss"]  # the ELBO, closed-form KL)
+        loss = iwae_step(model, x, eps=eps)["loss"]  # the ELBO, closed-form KL)
         return loss, {name: g.copy() for name, g in model.grads.items()}
 
     errors = check_gradients(loss_and_grads, model.params)
@@ -572,7 +574,7 @@ def test_iwae_loss_is_minus_the_log_mean_exp_of_the_log_weights():
 def test_iwae_with_one_sample_is_the_elbo_step():
     """k = 1: L_1 is the ELBO, and train_step gives the ELBO step's loss and gradients, bit for
     bit, with noise drawn from the same seed or injected. The IWAE formula itself
-    (_iwae_step) at k = 1: the normalised weight is exactly 1, so its decoder gradients are
+    (npnet.importance.iwae_step) at k = 1: the normalised weight is exactly 1, so its decoder gradients are
     the ELBO step's bits; its encoder gradients differ by the KL term, sampled there and in
     closed form here, whose difference has mean 0 over eps."""
     kwargs = dict(input_dim=6, hidden=(5,), latent=3, activation="tanh", rng=4)
@@ -586,7 +588,7 @@ def test_iwae_with_one_sample_is_the_elbo_step():
     for name in elbo.grads:
         np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
 
-    iwae._iwae_step(x, None, eps[:, None, :])  # the sampled-KL formula
+    iwae_step(iwae, x, eps=eps[:, None, :])  # the sampled-KL formula
     for name in elbo.grads:
         if name.startswith("decoder"):
             np.testing.assert_array_equal(iwae.grads[name], elbo.grads[name])
@@ -599,7 +601,7 @@ def test_iwae_with_one_sample_is_the_elbo_step():
     draws = np.random.default_rng(6).standard_normal((4000, 8, 3))
     for eps_draw in draws:
         elbo64.train_step(x64, eps=eps_draw)
-        iwae64._iwae_step(x64, None, eps_draw[:, None, :])
+        iwae_step(iwae64, x64, eps=eps_draw[:, None, :])
         sums["elbo"] += elbo64.grads["encoder.0.W"]
         sums["iwae"] += iwae64.grads["encoder.0.W"]
     difference = (sums["iwae"] - sums["elbo"]) / len(draws)
@@ -617,15 +619,17 @@ def test_iwae_bound_rises_with_k():
     assert bounds[0] < bounds[1] < bounds[2], bounds
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"objective": "vampprior"}, "unknown objective 'vampprior'; choose one of 'elbo', 'iwae'"),
-    ({"objective": "iwae", "k": 0}, "k must be an integer >= 1, got 0"),
-    ({"objective": "iwae", "k": 2.5}, "k must be an integer >= 1, got 2.5"),
-    ({"objective": "elbo", "k": 5}, "objective='elbo' takes one sample per image, got k=5"),
-    ({"objective": "iwae", "k": 5, "beta": 2.0}, "beta must be 1, got 2.0"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"objective": "vampprior"}, ValueError,
+     "unknown objective 'vampprior'; choose one of 'elbo', 'iwae'"),
+    ({"objective": "iwae", "k": 0}, ValueError, "k must be an integer >= 1, got 0"),
+    ({"objective": "iwae", "k": 2.5}, TypeError, "k must be an integer >= 1, got 2.5"),
+    ({"objective": "elbo", "k": 5}, ValueError,
+     "objective='elbo' takes one sample per image, got k=5"),
+    ({"objective": "iwae", "k": 5, "beta": 2.0}, ValueError, "beta must be 1, got 2.0"),
 ])
-def test_bad_objectives_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=re.escape(match)):
+def test_bad_objectives_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=re.escape(match)):
         VAE(6, (4,), 2, **kwargs)
 
 

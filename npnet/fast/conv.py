@@ -47,7 +47,8 @@ from functools import cache
 
 import numpy as np
 
-from ..conv import Conv2D, ConvTranspose2D, Flatten, Reshape, _crop, _pad, col2im
+from ..conv import Conv2D, ConvTranspose2D, Flatten, Reshape
+from ..patches import col2im, crop, pad
 from .optim import numba_available
 
 __all__ = ["FastConv2D", "FastConvTranspose2D", "FastReshape", "FastFlatten", "conv_kernels"]
@@ -167,7 +168,7 @@ def _kernels_for(dtype, channels: int):
 
 
 def _patches_into(layer, x: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:
-    """The core's ``im2col(_pad(x, p), k, s).reshape(M, K)`` for x (N, H, W, C), written into
+    """The core's ``im2col(pad(x, p), k, s).reshape(M, K)`` for x (N, H, W, C), written into
     the layer's patch buffer (N Ho Wo, kh kw C), which is returned."""
     n, _, _, channels = x.shape
     k, s, p = layer.kernel_size, layer.stride, layer.padding
@@ -175,7 +176,7 @@ def _patches_into(layer, x: np.ndarray, out_rows: int, out_cols: int) -> np.ndar
     patches = cols.reshape(n, out_rows, out_cols, k, k, channels)
     kernels = _kernels_for(x.dtype, channels)
     if kernels is None:  # the core's im2col, writing into the buffer
-        xp = _pad(x, p)
+        xp = pad(x, p)
         for i in range(k):
             for j in range(k):
                 patches[:, :, :, i, j, :] = xp[:, i : i + s * out_rows : s,
@@ -187,13 +188,13 @@ def _patches_into(layer, x: np.ndarray, out_rows: int, out_cols: int) -> np.ndar
 
 
 def _image_from(layer, cols: np.ndarray, out_shape: tuple, bias: np.ndarray | None) -> np.ndarray:
-    """The core's ``_crop(col2im(cols), p)`` (``+ bias`` if given) as a new array of
+    """The core's ``crop(col2im(cols), p)`` (``+ bias`` if given) as a new array of
     ``out_shape`` (N, H, W, C); cols is (N, Ho, Wo, kh, kw, C)."""
     n, h, w, channels = out_shape
     s, p = layer.stride, layer.padding
     kernels = _kernels_for(cols.dtype, channels)
     if kernels is None:
-        image = _crop(col2im(cols, (h + 2 * p, w + 2 * p), s), p)
+        image = crop(col2im(cols, (h + 2 * p, w + 2 * p), s), p)
         return image + bias if bias is not None else image
     out = np.empty(out_shape, dtype=cols.dtype)
     k = layer.kernel_size
