@@ -196,21 +196,21 @@ def sequential() -> Figure:
     cy, bw, bh = 95, 132, 56  # the row of layers: centre line, box width and height
     fy, by = cy - 13, cy + 13  # the forward arrows run above the middle, backward below
     centres = [150, 328, 506, 684]
-    names = [("Dense $(W_1, b_1)$", "$a = x W_1 + b_1$"), ("ReLU", r"$h = \max(0, a)$"),
-             ("Dense $(W_2, b_2)$", "$s = h W_2 + b_2$"), ("Sigmoid", r"$y = \sigma(s)$")]
+    names = [("Dense $(W_1, b_1)$", "$y_1 = x W_1 + b_1$"), ("ReLU", r"$y_2 = \max(0, y_1)$"),
+             ("Dense $(W_2, b_2)$", "$y_3 = y_2 W_2 + b_2$"), ("Sigmoid", r"$y_4 = \sigma(y_3)$")]
     for cx, lines in zip(centres, names, strict=True):
         box(ax, cx, cy, bw, bh, lines)
     loss_cx, loss_w = 843, 94
-    box(ax, loss_cx, cy, loss_w, bh, ["loss", "$L(y, t)$"])
+    box(ax, loss_cx, cy, loss_w, bh, ["loss", "$L(y_4, x)$"])
     label(ax, 22, cy, "$x$", size=FONT + 3)
 
     # Arrows between consecutive nodes: value names above, gradient names below.
     lefts = [36, *[c + bw / 2 for c in centres]]
     rights = [c - bw / 2 for c in centres] + [loss_cx - loss_w / 2]
-    values = ["$x$", "$a$", "$h$", "$s$", "$y$"]
-    grads = [r"$\partial L/\partial x$", r"$\partial L/\partial a$",
-             r"$\partial L/\partial h$", r"$\partial L/\partial s$",
-             r"$\partial L/\partial y$"]
+    values = ["$x$", "$y_1$", "$y_2$", "$y_3$", "$y_4$"]
+    grads = [r"$\partial L/\partial x$", r"$\partial L/\partial y_1$",
+             r"$\partial L/\partial y_2$", r"$\partial L/\partial y_3$",
+             r"$\partial L/\partial y_4$"]
     for x0, x1, value, grad in zip(lefts, rights, values, grads, strict=True):
         arrow(ax, [(x0 + 2, fy), (x1 - 2, fy)], INK)
         arrow(ax, [(x1 - 2, by), (x0 + 2, by)], BLUE)
@@ -245,7 +245,7 @@ def sequential() -> Figure:
     notes = [
         "Each card speaks in the layer's own names: x its input, y its output, "
         r"dout $= \partial L/\partial y$ from the right",
-        "(so ReLU's x is $a$, the second Dense's x is $h$). "
+        "(so ReLU's x is $y_1$, the second Dense's x is $y_2$). "
         "Sequential.backward is the loop",
     ]
     label(ax, 22, 330, "\n".join(notes), ha="left", va="top", size=FONT - 1,
@@ -276,23 +276,24 @@ def vae() -> Figure:
 
     box(ax, enc_cx, cy, enc_w, bh, ["encoder", "(Sequential)"])
     box(ax, rep_cx, cy, rep_w, bh, ["Reparameterize", r"$z = \mu + \sigma \odot \varepsilon$"])
-    box(ax, dec_cx, cy, dec_w, bh, ["decoder", "logits $s$"])
-    box(ax, bce_cx, cy, bce_w, bh, ["BCE$(s, x)$", "$= R$"])
+    box(ax, dec_cx, cy, dec_w, bh, ["decoder", "logits $a$"])
+    box(ax, bce_cx, cy, bce_w, bh, ["BCE$(a, x)$", "$= R$"])
     box(ax, kl_cx, kl_y, kl_w, kl_h, [r"KL$_n(\mu, \mathrm{logvar})$",
                                       r"$= \frac{1}{2}\,\Sigma_j\,(\mu^2 + \sigma^2 - 1"
                                       r" - \mathrm{logvar})$"], size=FONT - 1)
     label(ax, 20, cy, "$x$", size=FONT + 3)
 
-    # Forward: x -> encoder -> h -> Reparameterize -> z -> decoder -> s -> BCE; h -> KL.
+    # Forward: x -> encoder -> h -> Reparameterize -> z -> decoder -> a -> BCE; h -> KL.
     arrow(ax, [(34, fy), (enc_cx - enc_w / 2 - 2, fy)])
     h_end = rep_cx - rep_w / 2 - 2
     arrow(ax, [(enc_cx + enc_w / 2 + 2, fy), (h_end, fy)])
-    label(ax, (enc_cx + enc_w / 2 + kl_cx) / 2, fy - 14, r"$h = [\mu, \mathrm{logvar}]$")
-    label(ax, (kl_cx + h_end) / 2, fy - 14, "$(N, 2J)$", color=GRAY, size=FONT - 1)
+    h_mid = (enc_cx + enc_w / 2 + kl_cx) / 2  # h's name above its arrow, its shape below
+    label(ax, h_mid, fy - 14, r"$h = [\mu, \mathrm{logvar}]$")
+    label(ax, h_mid, fy + 14, "$(N, 2J)$", color=GRAY, size=FONT - 1)
     arrow(ax, [(kl_cx, fy), (kl_cx, kl_y - kl_h / 2 - 2)])
     ax.plot([kl_cx], [fy], "o", color=INK, markersize=4)
     for x0, x1, name in ((rep_cx + rep_w / 2, dec_cx - dec_w / 2, "$z$"),
-                         (dec_cx + dec_w / 2, bce_cx - bce_w / 2, "$s$")):
+                         (dec_cx + dec_w / 2, bce_cx - bce_w / 2, "$a$")):
         arrow(ax, [(x0 + 2, fy), (x1 - 2, fy)])
         label(ax, (x0 + x1) / 2, fy - 12, name)
     # x is also the target of the BCE: a line over the top.
@@ -308,12 +309,12 @@ def vae() -> Figure:
           size=FONT - 1, linespacing=1.4)
 
     # Backward through z (blue): BCE -> decoder -> Reparameterize -> merge.
-    for x0, x1, name in ((bce_cx - bce_w / 2, dec_cx + dec_w / 2, "ds"),
+    for x0, x1, name in ((bce_cx - bce_w / 2, dec_cx + dec_w / 2, "da"),
                          (dec_cx - dec_w / 2, rep_cx + rep_w / 2, "dz")):
         arrow(ax, [(x0 - 2, by), (x1 + 2, by)], BLUE)
         label(ax, (x0 + x1) / 2, by + 14, name, color=BLUE, size=FONT - 1)
-    label(ax, bce_cx + 4, cy + bh / 2 + 8, "ds $= \\partial L/\\partial s$\n"
-          r"$= (\sigma(s) - x)\,/\,N$", color=BLUE, size=FONT - 1, va="top",
+    label(ax, bce_cx + 4, cy + bh / 2 + 8, "da $= \\partial L/\\partial a$\n"
+          r"$= (\sigma(a) - x)\,/\,N$", color=BLUE, size=FONT - 1, va="top",
           linespacing=1.5)
     arrow(ax, [(rep_cx, cy + bh / 2 + 2), (rep_cx, merge[1]), (merge[0] + 12, merge[1])], BLUE)
     label(ax, rep_cx + 10, 222, "through $z$:\n"

@@ -3,8 +3,9 @@
 The package is in three groups, and imports run one way (``tests/test_layout.py``):
 
 * **the teaching core**, what the docs derive and a student reads: ``layers``, ``losses``,
-  ``optim``, ``autoencoder``, ``vae``, ``gradcheck``. Each imports NumPy and other core
-  modules only, and is written as the formulas it implements.
+  ``optim``, ``autoencoder``, ``reparameterize``, ``vae``, ``importance``, ``patches``,
+  ``conv``, ``gradcheck``, and ``checks``, where their argument checks live. Each imports
+  NumPy and other core modules only, and is written as the formulas it implements.
 * **the plumbing** that runs experiments: ``data``, ``io``, ``train``, ``analysis``,
   ``plotting`` (matplotlib, imported only when asked for) and ``cli``. It uses the core.
 * **the fast path**, ``npnet.fast``: opt-in speed that gives the core's numbers bit for bit,

@@ -271,9 +271,10 @@ def pca_reconstruct(pca: PCAResult, x: np.ndarray) -> np.ndarray:
 
 
 def interpolation_times(n_interpolates: int = 7) -> np.ndarray:
-    """The interior points ``t_k = k / (n + 1)``, k = 1..n: shape (n,), increasing.
+    """The interior points ``tau_i = i / (I + 1)``, i = 1..I (I = ``n_interpolates``): shape
+    (I,), increasing.
 
-    With n = 7: 1/8, 2/8, ..., 7/8. The endpoints t = 0 and t = 1 (the two real
+    With I = 7: 1/8, 2/8, ..., 7/8. The endpoints tau = 0 and tau = 1 (the two real
     images) are excluded.
     """
     n_interpolates = operator.index(n_interpolates)
@@ -285,20 +286,21 @@ def interpolation_times(n_interpolates: int = 7) -> np.ndarray:
 def interpolate_codes(z_a: np.ndarray, z_b: np.ndarray, n_interpolates: int = 7) -> np.ndarray:
     """Evenly spaced points on the segment between two latent codes, endpoints excluded.
 
-    .. math::  z_k = (1 - t_k) z_a + t_k z_b, \\qquad t_k = \\frac{k}{n + 1}, \\; k = 1..n
+    .. math::  z_i = (1 - \\tau_i) z_a + \\tau_i z_b,
+               \\qquad \\tau_i = \\frac{i}{I + 1}, \\; i = 1..I
 
-    Ordered by increasing t: the first row is nearest ``z_a``.
+    with I = ``n_interpolates``, ordered by increasing tau: the first row is nearest ``z_a``.
 
     Parameters
     ----------
     z_a, z_b : ndarray, (J,) for one pair or (P, J) for P pairs
         Same shape.
     n_interpolates : int
-        n >= 1.
+        I >= 1.
 
     Returns
     -------
-    z : ndarray, (n, J) for one pair, (P, n, J) for P pairs
+    z : ndarray, (I, J) for one pair, (P, I, J) for P pairs
         Floating point: float32 codes stay float32, anything else becomes float64.
     """
     z_a = np.asarray(z_a)
@@ -313,9 +315,9 @@ def interpolate_codes(z_a: np.ndarray, z_b: np.ndarray, n_interpolates: int = 7)
             f"interpolate_codes: expected codes of shape (J,) or (P, J), got {z_a.shape}"
         )
     dtype = np.result_type(z_a.dtype, z_b.dtype, np.float32)
-    t = interpolation_times(n_interpolates).astype(dtype)[:, None]  # (n, 1)
-    # z_a[..., None, :] is (1, J) or (P, 1, J): broadcasting against t gives (..., n, J).
-    return (1 - t) * z_a[..., None, :] + t * z_b[..., None, :]
+    tau = interpolation_times(n_interpolates).astype(dtype)[:, None]  # (I, 1)
+    # z_a[..., None, :] is (1, J) or (P, 1, J): broadcasting against tau gives (..., I, J).
+    return (1 - tau) * z_a[..., None, :] + tau * z_b[..., None, :]
 
 
 def latent_grid(extent: tuple[float, float, float, float], n_rows: int, n_cols: int) -> np.ndarray:

@@ -84,7 +84,7 @@ def corrupt(
         level = checks.non_negative(level, "noise level for 'gaussian' (a standard deviation)")
     else:
         level = checks.probability(level, f"noise level for {kind!r}")
-    return CORRUPTIONS[kind](x, level, np.random.default_rng(rng))
+    return CORRUPTIONS[kind](x, level, checks.generator(rng))
 
 
 def in_batches(function: Callable, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
@@ -95,6 +95,7 @@ def in_batches(function: Callable, x: np.ndarray, batch_size: int = 2000) -> np.
 
     Tested by: tests/test_autoencoder.py::test_in_batches_equals_one_batch
     """
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     if len(x) == 0:
         raise ValueError("got an empty array: there is nothing to evaluate")
     return np.concatenate([function(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -127,7 +128,7 @@ def encoder_and_decoder(
     tests/test_autoencoder.py::test_dae_loss_gradients
     """
     checks.one_of(arch, ARCHITECTURES, "architecture")
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     if arch == "dense":
         widths = checks.widths(default_hidden if hidden is None else hidden, "hidden")
         encoder = mlp([input_dim, *widths, encoder_out], activation, None, rng=rng,
@@ -252,11 +253,12 @@ class DenoisingAutoencoder(EncoderDecoder):
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """dec(enc(x)) for a whole dataset (N, D), in batches (no caches are kept)."""
-        return in_batches(self.forward, np.asarray(x), batch_size)  # the layers cast x
+        x = self._check_pixels(x, "reconstruct")
+        return in_batches(self.forward, x, batch_size)  # the layers cast x
 
     def encode(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """Codes enc(x), (N, D) -> (N, code)."""
-        return in_batches(self.encoder.forward, np.asarray(x), batch_size)
+        return in_batches(self.encoder.forward, self._check_pixels(x, "encode"), batch_size)
 
     def evaluate(self, x: np.ndarray, rng: np.random.Generator | int | None = 0) -> dict:
         """Squared error per image on a dataset: ``loss`` (corrupted input, seeded noise, the

@@ -2,19 +2,12 @@
 
 The layers, losses, optimizers, the VAE and the convolutions check their arguments here, in a
 line each, so that their own modules read as the formulas they implement. Each function
-returns the checked value (converted, where a conversion is safe: a NumPy integer to ``int``,
-a list to an array) or raises an error that names the argument, what it got and what it
-needs. None of them changes its argument.
-
-Why check at all? NumPy accepts most of these mistakes without a word and computes
-something else: ``int(2.7)`` is 2, a width of ``"784"`` is read as the widths 7, 8 and 4,
-0-255 pixels train a DAE to an error 65,025 times too large, and a (1, D) gradient
-broadcasts over a (N, D) parameter. A clear error at the call is cheaper than a wrong number
-found a week later.
-
-Exceptions follow Python's convention: ``TypeError`` for a value of the wrong kind (a float
-where an integer is needed, a string where a number is), ``ValueError`` for a value of the
-right kind outside its range or of the wrong shape, ``KeyError`` for a missing name.
+returns the checked value (an ``int`` for a NumPy integer, an array for a list) or raises an
+error that names the argument, what it got and what it needs. NumPy would accept most of
+these mistakes and compute something else: ``int(2.7)`` is 2, the widths ``"784"`` are 7, 8
+and 4, 0-255 pixels train a DAE to an error 65,025 times too large, a (1, D) gradient
+broadcasts over a (N, D) parameter. ``TypeError`` is for a value of the wrong kind,
+``ValueError`` for one out of range or of the wrong shape, ``KeyError`` for a missing name.
 """
 
 from __future__ import annotations
@@ -26,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 __all__ = [
-    "integer", "width", "widths", "number", "positive", "non_negative", "fraction",
+    "integer", "generator", "width", "widths", "number", "positive", "non_negative", "fraction",
     "probability", "one_of", "floating_dtype", "real_array", "shape", "pixels", "binary",
     "prediction_and_target", "probabilities", "distinct_layers", "parameters", "gradients",
     "not_float16", "optimizer_state", "kernel_stride_padding", "images",
@@ -35,8 +28,7 @@ __all__ = [
 
 
 def integer(value, what: str, low: int = 0) -> int:
-    """``value`` as an ``int`` >= ``low`` (Python's or NumPy's integers), or a clear error.
-    2.0, 2.7, "2" and True are refused: ``int()`` would take each of them without a word.
+    """``value`` as an ``int`` >= ``low``; 2.0, 2.7, "2" and True are refused.
 
     Tested by: tests/test_checks.py::test_integers_refuse_what_is_not_one
     """
@@ -46,6 +38,25 @@ def integer(value, what: str, low: int = 0) -> int:
     if value < low:
         raise ValueError(f"{what} must be an integer >= {low}, got {value}")
     return int(value)
+
+
+def generator(rng, what: str = "rng") -> np.random.Generator:
+    """``rng`` as a NumPy Generator: a Generator, a seed (an integer >= 0, or a sequence of
+    them), or None (a fresh, unseeded one).
+
+    Tested by: tests/test_checks.py::test_a_random_generator_or_seed_is_checked
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    seeds = list(rng) if isinstance(rng, list | tuple) else [rng]
+    if rng is not None and not isinstance(rng, np.random.SeedSequence | np.random.BitGenerator):
+        for seed in seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+                kind = isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+                raise (ValueError if kind else TypeError)(
+                    f"{what} must be a numpy.random.Generator, a seed (an integer >= 0) or "
+                    f"None, got {rng!r}")
+    return np.random.default_rng(rng)
 
 
 def width(value, what: str = "width") -> int:
@@ -69,7 +80,7 @@ def widths(values, what: str = "widths") -> list[int]:
 
 
 def number(value, what: str) -> float:
-    """``value`` as a float, or a clear error: "0.1" read from a config file is not a number.
+    """``value`` as a float: "0.1" read from a config file is not a number.
 
     Tested by: tests/test_optim.py::test_every_hyperparameter_is_checked
     """
@@ -79,7 +90,7 @@ def number(value, what: str) -> float:
 
 
 def positive(value, what: str) -> float:
-    """A finite number > 0 (a learning rate, Adam's eps), or a clear error.
+    """A finite number > 0 (a learning rate, Adam's eps).
 
     Tested by: tests/test_optim.py::test_every_hyperparameter_is_checked
     """
@@ -89,7 +100,7 @@ def positive(value, what: str) -> float:
 
 
 def non_negative(value, what: str) -> float:
-    """A finite number >= 0 (a weight decay, the KL weight beta), or a clear error.
+    """A finite number >= 0 (a weight decay, the KL weight beta).
 
     Tested by: tests/test_optim.py::test_every_hyperparameter_is_checked,
     tests/test_vae.py::test_beta_must_be_a_finite_number_at_least_zero
@@ -112,7 +123,7 @@ def fraction(value, what: str) -> float:
 
 
 def probability(value, what: str) -> float:
-    """A number in [0, 1], or a clear error.
+    """A number in [0, 1].
 
     Tested by: tests/test_autoencoder.py::test_corruption_bad_arguments
     """
@@ -159,8 +170,7 @@ def real_array(x, who: str) -> np.ndarray:
 
 
 def shape(x: np.ndarray, expected: tuple, what: str) -> np.ndarray:
-    """x if its shape is ``expected``; ``what`` names it and, if need be, says what the shape
-    means: "eps must have the shape (N, k, J) = (2, 3, 2), got (2, 2)".
+    """x if its shape is ``expected``; ``what`` names it and what the shape means.
 
     Tested by: tests/test_vae.py::test_wrong_eps_or_dz_shape_is_a_clear_error,
     tests/test_vae.py::test_iwae_eps_of_the_wrong_shape_is_refused
@@ -172,8 +182,7 @@ def shape(x: np.ndarray, expected: tuple, what: str) -> np.ndarray:
 
 def pixels(x, who: str) -> np.ndarray:
     """x as an array if it holds floating-point pixels in [0, 1], as npnet.data.load_mnist
-    gives them; a clear error otherwise. 0-255 pixels would train a DAE without a word, to a
-    squared error 65,025 times too large.
+    gives them (0-255 pixels would train a DAE to an error 65,025 times too large).
 
     Tested by: tests/test_autoencoder.py::test_dae_refuses_what_is_not_pixels_in_0_1,
     tests/test_vae.py::test_vae_refuses_what_is_not_pixels_in_0_1
@@ -191,10 +200,8 @@ def pixels(x, who: str) -> np.ndarray:
 
 
 def binary(x, who: str) -> np.ndarray:
-    """x if every value is 0 or 1; otherwise a ValueError that says how to binarise.
-
-    A Bernoulli likelihood p(x|z) is a probability only for binary x; on gray values the
-    cross-entropy is still a fine loss, but not the log-likelihood of any model.
+    """x if every value is 0 or 1: a Bernoulli likelihood p(x|z) is a probability only for
+    binary x (on gray values the cross-entropy is a fine loss, but no log-likelihood).
 
     Tested by: tests/test_vae.py::test_likelihoods_refuse_gray_images
     """
@@ -210,8 +217,7 @@ def binary(x, who: str) -> np.ndarray:
 
 
 def prediction_and_target(prediction, target, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """A loss's two arguments: a non-empty floating-point batch (N, D), and a target of its
-    shape, cast to its dtype.
+    """A loss's arguments: a non-empty float batch (N, D), a target of its shape (cast).
 
     Tested by: tests/test_losses.py::test_losses_reject_mismatched_shapes,
     tests/test_losses.py::test_integer_predictions_are_a_clear_error
@@ -219,8 +225,7 @@ def prediction_and_target(prediction, target, who: str) -> tuple[np.ndarray, np.
     prediction = np.asarray(prediction)
     if not np.issubdtype(prediction.dtype, np.floating):
         raise TypeError(f"{who}: predictions must be floating point, got dtype "
-                        f"{prediction.dtype}; convert them with .astype(np.float32) (or "
-                        "float64 for gradient checks)")
+                        f"{prediction.dtype}; convert them with .astype(np.float32)")
     target = np.asarray(target, dtype=prediction.dtype)
     if prediction.shape != target.shape:
         raise ValueError(f"{who}: prediction has shape {prediction.shape} but target has shape "
@@ -232,8 +237,8 @@ def prediction_and_target(prediction, target, who: str) -> tuple[np.ndarray, np.
 
 
 def probabilities(target: np.ndarray, who: str) -> np.ndarray:
-    """BCE's targets are probabilities (gray values). Outside [0, 1] its value means nothing
-    (it can go negative), which raw 0-255 pixels would otherwise cause without a word.
+    """BCE's targets, probabilities in [0, 1]: outside, its value means nothing (it can go
+    negative), which raw 0-255 pixels would cause without a word.
 
     Tested by: tests/test_losses.py::test_bce_targets_outside_0_1_are_a_clear_error
     """
@@ -245,34 +250,27 @@ def probabilities(target: np.ndarray, who: str) -> np.ndarray:
 
 
 def distinct_layers(layers, layer_type: type) -> None:
-    """The layers of a Sequential: each an instance of ``layer_type``, and no layer object
-    twice, here or in a nested Sequential (a layer keeps one cache and one name, so at two
-    places its backward would use the later forward's cache).
+    """A Sequential's layers: instances of ``layer_type``, none twice, none in another
+    Sequential: a layer keeps one cache, and one name, which its Sequential gives it.
 
-    Tested by: tests/test_layers.py::test_a_layer_used_twice_is_refused
+    Tested by: tests/test_layers.py::test_a_layer_in_another_sequential_is_refused
     """
     if not layers:
         raise ValueError("Sequential needs at least one layer")
-    seen: set[int] = set()
-
-    def visit(layer) -> None:
-        if id(layer) in seen:
-            raise ValueError(
-                f"{layer.describe()} appears twice in this Sequential; a layer keeps one cache "
-                "and one set of gradients, so build a new layer for each place it is used")
-        seen.add(id(layer))
-        for inner in getattr(layer, "layers", ()):
-            visit(inner)
-
     for i, layer in enumerate(layers):
         if not isinstance(layer, layer_type):
             raise TypeError(f"Sequential takes npnet layers; item {i} is {type(layer).__name__}")
-        visit(layer)
+        if any(other is layer for other in layers[:i]):
+            raise ValueError(
+                f"{layer.describe()} appears twice in this Sequential; a layer keeps one cache "
+                "and one set of gradients, so build a new layer for each place it is used")
+        if layer.container is not None:
+            raise ValueError(f"{layer.describe()} is already in the Sequential "
+                             f"{layer.container.name!r}, which named it: build a new layer")
 
 
 def parameters(params) -> dict[str, np.ndarray]:
-    """An optimizer's parameters: a non-empty mapping of writeable floating-point arrays,
-    which the update changes in place. Returns it as a dict.
+    """An optimizer's parameters, as a dict: writeable float arrays, updated in place.
 
     Tested by: tests/test_optim.py::test_read_only_parameters_are_refused,
     tests/test_optim.py::test_lists_and_integer_arrays_are_refused_as_parameters_or_gradients
@@ -288,8 +286,7 @@ def parameters(params) -> dict[str, np.ndarray]:
                             "arrays of model.params, which the optimizer updates in place")
         if not np.issubdtype(param.dtype, np.floating):
             raise TypeError(f"parameter {name!r} is an array of {param.dtype}: parameters must "
-                            "be floating point (float32, or float64), or an update would be "
-                            "rounded away")
+                            "be floating point, or an update would be rounded away")
         if not param.flags.writeable:
             raise ValueError(f"parameter {name!r} is read-only, but the optimizer updates it in "
                              "place; pass writeable arrays (np.array(p) makes a writeable copy)")
@@ -310,8 +307,7 @@ def gradients(grads, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarra
     if grads.keys() != params.keys():
         missing, extra = sorted(params.keys() - grads.keys()), sorted(grads.keys() - params.keys())
         raise KeyError(f"gradients do not match the optimizer's parameters (missing: {missing}, "
-                       f"unexpected: {extra}); pass model.grads of the model the optimizer was "
-                       "built on")
+                       f"unexpected: {extra}); pass model.grads of the optimizer's model")
     for name, param in params.items():
         grad = grads[name]
         if not isinstance(grad, np.ndarray):
@@ -322,33 +318,30 @@ def gradients(grads, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarra
                             "real numbers (a cast would drop an imaginary part)")
         if not param.flags.writeable:
             raise ValueError(f"parameter {name!r} has become read-only, but the optimizer "
-                             "updates it in place; make it writeable again "
-                             "(param.flags.writeable = True)")
+                             "updates it in place (param.flags.writeable = True)")
         if grad.shape != param.shape:
             raise ValueError(f"gradient {name!r} has shape {grad.shape}, but the parameter has "
-                             f"shape {param.shape}; pass model.grads of the model the optimizer "
-                             "was built on")
+                             f"shape {param.shape}; pass model.grads of the optimizer's model")
     return grads
 
 
 def not_float16(params: Mapping[str, np.ndarray]) -> None:
-    """Adam's terms do not fit in float16: eps = 1e-8 rounds to 0, and so do small squared
-    gradients, so a step would divide by 0. A clear error, not NaN weights.
+    """No float16 parameter: Adam's eps = 1e-8 rounds to 0 there, and so do small squared
+    gradients, so a step would divide by 0.
 
     Tested by: tests/test_optim.py::test_adam_refuses_float16_parameters
     """
     for name, param in params.items():
         if param.dtype == np.float16:
-            raise TypeError(f"parameter {name!r} is float16, too narrow for Adam: eps = 1e-8 "
-                            "rounds to 0, and so do small squared gradients, so a step would "
-                            "divide by 0; train in float32 (or use SGD)")
+            raise TypeError(f"parameter {name!r} is float16, too narrow for Adam (eps = 1e-8 "
+                            "rounds to 0); train in float32 (or use SGD)")
 
 
 def optimizer_state(flat: Mapping, params: Mapping[str, np.ndarray], slots: tuple[str, ...],
                     optimizer: str) -> tuple[int, list[tuple[str, str, np.ndarray]]]:
-    """What ``Optimizer.state_dict`` returned, checked against the optimizer that loads it:
-    its step count, and ``(slot, parameter name, array)`` for every state array, each of
-    its parameter's shape. Nothing is loaded here, so a bad file changes nothing.
+    """What ``Optimizer.state_dict`` returned, checked before anything is loaded: the step
+    count, and ``(slot, parameter name, array)`` for each state array, finite, of its
+    parameter's shape.
 
     Tested by: tests/test_optim.py::test_state_dict_round_trip_continues_identically,
     tests/test_checks.py::test_optimizer_state_is_checked_before_it_is_loaded
@@ -369,6 +362,11 @@ def optimizer_state(flat: Mapping, params: Mapping[str, np.ndarray], slots: tupl
         if value.shape != params[name].shape:
             raise ValueError(f"optimizer state {key!r} has shape {value.shape}, parameter "
                              f"{name!r} has {params[name].shape}")
+        with np.errstate(over="ignore", invalid="ignore"):  # checked as it will be stored
+            finite = value.dtype.kind in "biuf" and np.isfinite(value.astype(params[name].dtype))
+        if not np.all(finite):
+            raise ValueError(f"optimizer state {key!r} is not finite in the parameter's dtype "
+                             f"{params[name].dtype} (NaN, inf, or too large): a damaged file?")
         loaded.append((slot, name, value))
     steps = np.asarray(flat["steps"])
     steps = integer(steps.item() if steps.ndim == 0 else steps, "optimizer state 'steps'")
@@ -376,8 +374,7 @@ def optimizer_state(flat: Mapping, params: Mapping[str, np.ndarray], slots: tupl
 
 
 def kernel_stride_padding(kernel_size, stride, padding, who: str) -> tuple[int, int, int]:
-    """A convolution's square kernel side (>= 1), stride (>= 1) and zero padding (>= 0),
-    the padding smaller than the kernel: a wider one makes patches of padding zeros only.
+    """A convolution's kernel side and stride (>= 1), and zero padding, below the kernel.
 
     Tested by: tests/test_conv.py::test_conv_layers_refuse_bad_hyperparameters
     """
@@ -406,8 +403,7 @@ def images(x: np.ndarray, channels: int, who: str) -> np.ndarray:
 
 
 def square_side(pixels, what: str) -> int:
-    """The side of a square one-channel image of ``pixels`` pixels (28 for 784), which a
-    convolutional model reads each flat row as.
+    """The side of the square image a convolutional model reads a row as (28 for 784).
 
     Tested by: tests/test_conv.py::test_conv_models_refuse_images_that_are_not_square
     """
@@ -420,8 +416,7 @@ def square_side(pixels, what: str) -> int:
 
 
 def mean_and_logvar(h: np.ndarray, who: str) -> np.ndarray:
-    """h if it is a non-empty batch (N, 2J) of mu and logvar side by side: an even, positive
-    number of columns.
+    """h if it is a non-empty batch (N, 2J), mu and logvar side by side.
 
     Tested by: tests/test_vae.py::test_odd_width_is_a_clear_error
     """
@@ -434,8 +429,7 @@ def mean_and_logvar(h: np.ndarray, who: str) -> np.ndarray:
 
 
 def objective(name: str, choices, k, beta) -> tuple[str, int]:
-    """A VAE's training objective and its number of importance samples k: one sample for
-    the ELBO; k >= 1 for the IWAE bound, a bound on log p(x), which has no KL weight.
+    """A VAE's objective and its importance samples k: 1 for the ELBO, k >= 1 for the IWAE.
 
     Tested by: tests/test_vae.py::test_bad_objectives_are_refused
     """

@@ -2,10 +2,10 @@ r"""Convolutions with a hand-written backward pass, and the layers between image
 
 **Layout: NHWC.** A batch of images is an array of shape (N, H, W, C): example, row,
 column, channel, with the channels of one pixel side by side in memory. The reason is the
-matrix product at the heart of every layer here. Cut the input into its kh x kw patches and
+matrix product at the heart of every layer here. Cut the input into its kappa x kappa patches and
 lay each patch out as a row (:func:`im2col`)::
 
-    cols : (N * Ho * Wo, kh * kw * C)        one row per output pixel
+    cols : (N * Ho * Wo, kappa^2 C)        one row per output pixel
 
 then a convolution *is* a Dense layer applied to every row, ``y = cols @ W + b``, and the
 product's (N * Ho * Wo, F) result already *is* the NHWC output: a reshape, no copy. With
@@ -14,12 +14,12 @@ output, in the forward pass and again, for dout, in the backward pass. MNIST's f
 784 pixels are NHWC images with C = 1 as they are: ``Reshape((28, 28, 1))`` is a view.
 
 **The three gradients** follow from the Dense layer's (``docs/09-convolutions.md`` derives
-them). With ``cols`` kept from the forward pass and ``D = dout`` as a (N * Ho * Wo, F)
+them). With ``cols`` kept from the forward pass and ``G = dout`` as a (N * Ho * Wo, F)
 matrix::
 
-    dL/dW    = cols^T D                      (K, M) @ (M, F) -> (K, F), K = kh * kw * C
-    dL/db    = sum of the rows of D          (F,)
-    dL/dcols = D W^T                         (M, F) @ (F, K) -> (M, K)
+    dL/dW    = cols^T G                      (P, M) @ (M, F) -> (P, F), P = kappa^2 C
+    dL/db    = sum of the rows of G          (F,)
+    dL/dcols = G W^T                         (M, F) @ (F, P) -> (M, P)
     dL/dx    = col2im(dL/dcols)              every patch's gradient added back where the
                                              patch came from
 
@@ -29,7 +29,7 @@ convolution's dL/dx formula (a product with W^T, then col2im) and its backward p
 convolution's forward formula (im2col, then a product with W). A decoder uses it to go from
 a small, deep map back to a large, shallow image: 7 x 7 x 64 -> 14 x 14 x 32 -> 28 x 28 x 1.
 
-Computations are matrix products over patches. The only Python loops run over the kh * kw
+Computations are matrix products over patches. The only Python loops run over the kappa^2
 offsets within a kernel (9 for a 3 x 3 kernel), never over pixels or examples.
 """
 
@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from . import checks
-from .layers import ACTIVATIONS, Dense, Layer, Sequential, init_for, initial_weights, mlp
+from .layers import ACTIVATIONS, Dense, Layer, Sequential, dense_stack, init_for, initial_weights
 from .patches import col2im, conv_output_size, conv_transpose_output_size, crop, im2col, pad
 
 __all__ = [
@@ -70,7 +70,7 @@ class _ConvBase(Layer):
         self.dtype = checks.floating_dtype(dtype, f"a {kind} layer")
 
     def _init_params(self, shape: tuple, fan_in: float, fan_out: float, init: str, rng) -> None:
-        """W of ``shape`` (kh, kw, C, F) by :func:`~npnet.layers.initial_weights`; b = 0."""
+        """W of ``shape`` (kappa, kappa, C, F) by :func:`~npnet.layers.initial_weights`; b = 0."""
         self.params = {"W": initial_weights(shape, fan_in, fan_out, init, rng, self.dtype),
                        "b": np.zeros(self.out_channels, self.dtype)}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
@@ -81,7 +81,7 @@ class _ConvBase(Layer):
         return checks.images(x, self.in_channels, self.describe())
 
     def _matrix(self) -> np.ndarray:
-        """W (kh, kw, C, F) as the (kh * kw * C, F) matrix that multiplies patches (a view)."""
+        """W (kappa, kappa, C, F) as the (kappa^2 C, F) matrix that multiplies patches (a view)."""
         k = self.kernel_size
         return self.params["W"].reshape(k * k * self.params["W"].shape[2], -1)
 
@@ -94,33 +94,33 @@ class _ConvBase(Layer):
 class Conv2D(_ConvBase):
     r"""2-D convolution (cross-correlation, as in every deep-learning library), NHWC.
 
-    Forward, for x of shape (N, H, W, C), weights W (kh, kw, C, F) with kh = kw =
+    Forward, for x of shape (N, H, W, C), weights W (kappa, kappa, C, F) with kappa =
     ``kernel_size``, bias b (F,), stride s and zero padding p::
 
         y[n, r, c, f] = b[f] + sum_{i, j, ch} xp[n, r s + i, c s + j, ch] W[i, j, ch, f]
 
     where xp is x padded with p zeros on each side; y is (N, Ho, Wo, F) with
-    Ho = (H + 2p - kh) // s + 1 (:func:`conv_output_size`). As matrices (module docstring)::
+    Ho = (H + 2p - kappa) // s + 1 (:func:`conv_output_size`). As matrices (module docstring)::
 
-        cols = im2col(xp)                (M, K),  M = N Ho Wo,  K = kh kw C
-        y    = cols W + b                (M, K) @ (K, F) -> (M, F), viewed as (N, Ho, Wo, F)
+        cols = im2col(xp)                (M, P),  M = N Ho Wo,  P = kappa^2 C
+        y    = cols W + b                (M, P) @ (P, F) -> (M, F), viewed as (N, Ho, Wo, F)
 
-    Backward, from dout = dL/dy (N, Ho, Wo, F) viewed as D (M, F); the Dense layer's
+    Backward, from dout = dL/dy (N, Ho, Wo, F) viewed as G (M, F); the Dense layer's
     formulas with cols in the place of x::
 
-        dL/dW = cols^T D                 (K, M) @ (M, F) -> (K, F), viewed as (kh, kw, C, F)
-        dL/db = sum over n, r, c of D    (F,)
-        dL/dx = crop(col2im(D W^T))      (M, F) @ (F, K) -> (M, K) -> (N, H, W, C)
+        dL/dW = cols^T G                 (P, M) @ (M, F) -> (P, F), viewed as (kappa, kappa, C, F)
+        dL/db = sum over n, r, c of G    (F,)
+        dL/dx = crop(col2im(G W^T))      (M, F) @ (F, P) -> (M, P) -> (N, H, W, C)
 
     Parameters
     ----------
     in_channels, out_channels : int
         C and F.
     kernel_size, stride, padding : int
-        Square kernel kh = kw; stride >= 1; padding >= 0 zeros on each side, below kh.
+        Square kernel of side kappa; stride >= 1; padding >= 0 zeros on each side, below kappa.
     init : {"he", "glorot"}
-        As :class:`~npnet.layers.Dense`, with fan_in = kh kw C (the terms of each output's
-        sum) and fan_out = kh kw F.
+        As :class:`~npnet.layers.Dense`, with fan_in = kappa^2 C (the terms of each output's
+        sum) and fan_out = kappa^2 F.
     rng, dtype, name
         As :class:`~npnet.layers.Dense`.
 
@@ -152,7 +152,7 @@ class Conv2D(_ConvBase):
         except ValueError as error:
             raise ValueError(f"{self.describe()}: {error}") from None
         cols = im2col(pad(x, self.padding), self.kernel_size, self.stride)
-        cols = cols.reshape(-1, self._matrix().shape[0])  # (M, K), M = N Ho Wo
+        cols = cols.reshape(-1, self._matrix().shape[0])  # (M, P), M = N Ho Wo
         self.cache = (cols, x.shape)
         y = cols @ self._matrix() + self.params["b"]  # (M, F)
         return y.reshape(x.shape[0], ho, wo, f)
@@ -164,9 +164,9 @@ class Conv2D(_ConvBase):
         k, p = self.kernel_size, self.padding
         dout = self._check_dout(dout, (n, *self.output_shape(h, w)))
         d = dout.astype(self.dtype, copy=False).reshape(-1, self.out_channels)  # (M, F)
-        self.grads["W"] = (cols.T @ d).reshape(self.params["W"].shape)  # (K, M) @ (M, F)
+        self.grads["W"] = (cols.T @ d).reshape(self.params["W"].shape)  # (P, M) @ (M, F)
         self.grads["b"] = d.sum(axis=0)  # (F,)
-        dcols = d @ self._matrix().T  # (M, F) @ (F, K)
+        dcols = d @ self._matrix().T  # (M, F) @ (F, P)
         ho, wo, _ = self.output_shape(h, w)
         dxp = col2im(dcols.reshape(n, ho, wo, k, k, c), (h + 2 * p, w + 2 * p), self.stride)
         return crop(dxp, p)
@@ -179,23 +179,23 @@ class Conv2D(_ConvBase):
 class ConvTranspose2D(_ConvBase):
     r"""Transposed convolution, NHWC: the adjoint of :class:`Conv2D` in its input.
 
-    ``ConvTranspose2D(F, C, k, s, p)`` holds W of shape (kh, kw, C, F), the shape of the
-    ``Conv2D(C, F, k, s, p)`` whose adjoint it is (with the same W, ``<conv(x), u> =
+    ``ConvTranspose2D(F, C, kappa, s, p)`` holds W of shape (kappa, kappa, C, F), the shape of the
+    ``Conv2D(C, F, kappa, s, p)`` whose adjoint it is (with the same W, ``<conv(x), u> =
     <x, conv_transpose(u)>``), and a bias b (C,). For u of shape (N, Hi, Wi, F)::
 
-        cols = u W^T                     (M, F) @ (F, K) -> (M, K),  M = N Hi Wi, K = kh kw C
+        cols = u W^T                     (M, F) @ (F, P) -> (M, P),  M = N Hi Wi, P = kappa^2 C
         y    = crop(col2im(cols)) + b    (N, Ho, Wo, C)
 
-    Each input pixel paints a kh x kw patch of the output, weighted by W, at stride s;
+    Each input pixel paints a kappa x kappa patch of the output, weighted by W, at stride s;
     where patches overlap they add. The output has
-    Ho = (Hi - 1) s + kh - 2p + output_padding rows (:func:`conv_transpose_output_size`),
+    Ho = (Hi - 1) s + kappa - 2p + output_padding rows (:func:`conv_transpose_output_size`),
     the size of the Conv2D input that gives Hi rows.
 
     Backward, from dout = dL/dy (N, Ho, Wo, C): the Conv2D forward, on dout::
 
-        dcols = im2col(pad(dout))        (M, K)
-        dL/du = dcols W                  (M, K) @ (K, F) -> (M, F), viewed as (N, Hi, Wi, F)
-        dL/dW = dcols^T u                (K, M) @ (M, F) -> (K, F), viewed as (kh, kw, C, F)
+        dcols = im2col(pad(dout))        (M, P)
+        dL/du = dcols W                  (M, P) @ (P, F) -> (M, F), viewed as (N, Hi, Wi, F)
+        dL/dW = dcols^T u                (P, M) @ (M, F) -> (P, F), viewed as (kappa, kappa, C, F)
         dL/db = sum over n, r, c of dout (C,)
 
     Parameters
@@ -207,11 +207,11 @@ class ConvTranspose2D(_ConvBase):
     output_padding : int
         Extra rows and columns at the bottom and right, in [0, stride): which of the input
         sizes that the Conv2D maps to Hi to give back. A decoder mirroring an encoder passes
-        ``(H + 2p - kh) % s`` for each encoder layer of input size H.
+        ``(H + 2p - kappa) % s`` for each encoder layer of input size H.
     init : {"he", "glorot"}
-        fan_in = kh kw F / s^2, the average number of terms in each output's sum (each input
-        pixel reaches kh kw outputs, and there are s^2 outputs per input pixel);
-        fan_out = kh kw C.
+        fan_in = kappa^2 F / s^2, the average number of terms in each output's sum (each input
+        pixel reaches kappa^2 outputs, and there are s^2 outputs per input pixel);
+        fan_out = kappa^2 C.
 
     Tested by: tests/test_conv.py::test_conv_transpose2d_gradients,
     tests/test_conv.py::test_conv_transpose_is_the_adjoint_of_conv,
@@ -247,7 +247,7 @@ class ConvTranspose2D(_ConvBase):
             raise ValueError(f"{self.describe()}: {error}") from None
         k, p = self.kernel_size, self.padding
         self.cache = u
-        cols = u.reshape(-1, f) @ self._matrix().T  # (M, F) @ (F, K)
+        cols = u.reshape(-1, f) @ self._matrix().T  # (M, F) @ (F, P)
         yp = col2im(cols.reshape(n, hi, wi, k, k, c), (ho + 2 * p, wo + 2 * p), self.stride)
         return crop(yp, p) + self.params["b"]
 
@@ -258,10 +258,10 @@ class ConvTranspose2D(_ConvBase):
         dout = self._check_dout(dout, (n, *self.output_shape(hi, wi)))
         dout = dout.astype(self.dtype, copy=False)
         dcols = im2col(pad(dout, self.padding), self.kernel_size, self.stride)
-        dcols = dcols.reshape(n * hi * wi, -1)  # (M, K): Hi x Wi patches, as in Conv2D
+        dcols = dcols.reshape(n * hi * wi, -1)  # (M, P): Hi x Wi patches, as in Conv2D
         self.grads["W"] = (dcols.T @ u.reshape(-1, f)).reshape(self.params["W"].shape)
         self.grads["b"] = dout.sum(axis=(0, 1, 2))  # (C,)
-        return (dcols @ self._matrix()).reshape(n, hi, wi, f)  # (M, K) @ (K, F)
+        return (dcols @ self._matrix()).reshape(n, hi, wi, f)  # (M, P) @ (P, F)
 
     def __repr__(self) -> str:
         return (f"ConvTranspose2D({self.in_channels} -> {self.out_channels}, kernel "
@@ -372,7 +372,7 @@ def conv_encoder(
                                      padding)
     hidden = checks.widths(hidden, "hidden")
     checks.one_of(activation, ACTIVATIONS, "activation")
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     layers: list[Layer] = [Reshape((sizes[0], sizes[0], 1))]
     for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True):
         layers += [Conv2D(c_in, c_out, kernel_size, stride, padding,
@@ -380,7 +380,7 @@ def conv_encoder(
                    ACTIVATIONS[activation]()]
     layers.append(Flatten())
     widths = [sizes[-1] ** 2 * channels[-1], *hidden, checks.width(out_features, "code")]
-    layers += mlp(widths, activation, None, rng=rng, dtype=dtype).layers  # the code: linear
+    layers += dense_stack(widths, activation, None, rng=rng, dtype=dtype)  # the code: linear
     return Sequential(*layers, name=name)
 
 
@@ -418,7 +418,7 @@ def conv_decoder(
     hidden = checks.widths(hidden, "hidden")
     checks.one_of(activation, ACTIVATIONS, "activation")
     checks.one_of(output_activation, [*ACTIVATIONS, None], "output activation")
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     widths = [checks.width(in_features, "code"), *reversed(hidden), sizes[-1] ** 2 * channels[-1]]
     layers: list[Layer] = []
     for d_in, d_out in zip(widths[:-1], widths[1:], strict=True):  # the maps come next: ReLU

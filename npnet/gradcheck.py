@@ -13,9 +13,10 @@ The recipe (CS231n's ``gradient_check.py``, made careful):
 * **A random upstream gradient**: a layer is checked through the scalar
   ``f(x) = sum(layer(x) * dout)`` with ``dout`` drawn at random. Using ``dout = 1``
   would hide mistakes in layers whose outputs' gradients sum to zero.
-* **Relative error** ``max|a - b| / max(1e-8, max(|a| + |b|))``: scale-free, and the
-  1e-8 floor keeps an all-zero gradient from dividing by zero. In float64 a correct
-  backward gives about 1e-8 or less; a wrong one usually gives 1e-2 or more.
+* **Relative error** ``max|g - g_hat| / max(1e-8, max(|g| + |g_hat|))`` of the analytic
+  gradient g and the numeric one g_hat: scale-free, and the 1e-8 floor keeps an all-zero
+  gradient from dividing by zero. In float64 a correct backward gives about 1e-8 or less; a
+  wrong one usually gives 1e-2 or more.
 * **Kinks**: ReLU is not differentiable at 0; if an input lies within h of 0, the numeric
   derivative straddles the kink and disagrees for a correct backward. Tests keep inputs
   away from kinks by a stated margin.
@@ -26,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from . import checks
 
 __all__ = ["numerical_gradient", "relative_error", "check_gradients", "check_layer"]
 
@@ -64,16 +67,17 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - b| / max(1e-8, max(|a| + |b|))``: 0 if equal, about 1 if unrelated.
+    """``max|g - g_hat| / max(1e-8, max(|g| + |g_hat|))`` for the analytic gradient g and the
+    numeric one g_hat: 0 if equal, about 1 if unrelated.
 
     Tested by: tests/test_gradcheck.py::test_relative_error_scale_and_floor
     """
-    a, b = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"cannot compare gradients of shapes {a.shape} and {b.shape}")
-    if a.size == 0:
+    g, g_hat = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    if g.shape != g_hat.shape:
+        raise ValueError(f"cannot compare gradients of shapes {g.shape} and {g_hat.shape}")
+    if g.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - b)) / max(1e-8, float(np.max(np.abs(a) + np.abs(b)))))
+    return float(np.max(np.abs(g - g_hat)) / max(1e-8, float(np.max(np.abs(g) + np.abs(g_hat)))))
 
 
 def _check_every_array_has_a_gradient(arrays: Mapping, analytic: Mapping) -> None:
@@ -144,7 +148,7 @@ def check_layer(
     Tested by: tests/test_layers.py::test_gradient_check_catches_a_wrong_backward
     """
     x = np.array(x, dtype=np.float64)
-    dout = np.random.default_rng(rng).standard_normal(layer.forward(x).shape)
+    dout = checks.generator(rng).standard_normal(layer.forward(x).shape)
 
     def loss_and_grads():
         out = layer.forward(x)

@@ -53,15 +53,18 @@ __all__ = ["log_mean_exp", "accumulate_log_sum_exp", "log_prior_over_posterior",
 def log_mean_exp(a: np.ndarray, axis: int = -1) -> np.ndarray:
     r"""``log(mean(exp(a)))`` along ``axis``, finite wherever ``a`` is finite, in float64.
 
-    .. math::  \log \frac{1}{k} \sum_{i=1}^{k} e^{a_i}
-               = m + \log \frac{1}{k} \sum_{i=1}^{k} e^{a_i - m}, \qquad m = \max_i a_i
+    For log-weights a_i = log w_i, i = 1..k, and their largest, omega = max_i log w_i:
+
+    .. math::  \log \frac{1}{k} \sum_{i=1}^{k} w_i
+               = \omega + \log \frac{1}{k} \sum_{i=1}^{k} e^{\log w_i - \omega}
 
     Written naively, ``exp(a)`` overflows for a > 709 and underflows to 0 (log 0 = -inf)
     for a < -745 in float64, and log-weights of images are in the hundreds of nats. With
-    the maximum taken out, every exponent is <= 0 and one of them is 0, so the sum is in
+    the largest taken out, every exponent is <= 0 and one of them is 0, so the sum is in
     [1, k].
 
-    Tested by: tests/test_vae.py::test_log_mean_exp_is_stable_and_exact
+    Tested by: tests/test_vae.py::test_log_mean_exp_is_stable_and_exact,
+    tests/test_vae.py::test_log_mean_exp_of_infinite_terms
     """
     a = np.asarray(a, dtype=np.float64)
     if a.shape[axis] == 0:
@@ -69,33 +72,39 @@ def log_mean_exp(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return _log_mean_exp_and_weights(a, axis)[0]
 
 
-def _log_mean_exp_and_weights(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`log_mean_exp` in a's own dtype, and the normalised weights
-    e^{a_i} / sum_j e^{a_j} (a softmax along ``axis``), which share its terms."""
-    m = np.max(a, axis=axis, keepdims=True)
-    w = np.exp(a - m)
+def _log_mean_exp_and_weights(log_w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`log_mean_exp` in log_w's own dtype, and the normalised weights
+    w_i / sum_j w_j (a softmax along ``axis``), which share its terms. Where the largest,
+    omega, is infinite there is nothing to take out (-inf - (-inf) would be NaN): the sum is
+    then an honest log 0 = -inf, or +inf."""
+    omega = np.max(log_w, axis=axis, keepdims=True)
+    omega = np.where(np.isfinite(omega), omega, 0)
+    w = np.exp(log_w - omega)
     total = np.sum(w, axis=axis, keepdims=True)
-    return np.squeeze(m + np.log(total / a.shape[axis]), axis=axis), w / total
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf, as it should be
+        return np.squeeze(omega + np.log(total / log_w.shape[axis]), axis=axis), w / total
 
 
-def accumulate_log_sum_exp(m: np.ndarray, total: np.ndarray, a: np.ndarray) -> None:
-    r"""Add the terms exp(a) (N, n) to running sums kept as log sum = m + log(total), (N,)
-    each, in place: the new maximum m' = max(m, max_i a_i) rescales the old total,
+def accumulate_log_sum_exp(omega: np.ndarray, total: np.ndarray, log_w: np.ndarray) -> None:
+    r"""Add the terms w_i = exp(log w_i), ``log_w`` (N, n), to running sums kept as
+    log sum_i w_i = omega + log(total), ``omega`` and ``total`` (N,) each, in place: the new
+    largest log-weight omega' = max(omega, max_i log w_i) rescales the old total,
 
-    .. math::  \text{total}' = \text{total}\, e^{m - m'} + \sum_i e^{a_i - m'},
+    .. math::  \text{total}' = \text{total}\, e^{\omega - \omega'}
+               + \sum_i e^{\log w_i - \omega'},
 
-    so no exponent is ever positive. Start from m = -inf, total = 0. While every term so far
-    is e^-inf = 0 (m' = -inf), the shift is 0 instead of m': -inf - (-inf) would be NaN, and
-    the sum stays an honest log 0 = -inf.
+    so no exponent is ever positive. Start from omega = -inf, total = 0. While every term so
+    far is e^-inf = 0 (omega' = -inf), the shift is 0 instead of omega': -inf - (-inf) would
+    be NaN, and the sum stays an honest log 0 = -inf.
 
     Tested by: tests/test_vae.py::test_log_likelihood_in_chunks_equals_one_block,
     tests/test_vae.py::test_log_sum_exp_of_zero_weights_is_minus_infinity
     """
-    new_m = np.maximum(m, a.max(axis=1))
-    shift = np.where(np.isneginf(new_m), 0.0, new_m)
-    total *= np.exp(m - shift)
-    total += np.exp(a - shift[:, None]).sum(axis=1)
-    m[...] = new_m
+    new_omega = np.maximum(omega, log_w.max(axis=1))
+    shift = np.where(np.isneginf(new_omega), 0.0, new_omega)
+    total *= np.exp(omega - shift)
+    total += np.exp(log_w - shift[:, None]).sum(axis=1)
+    omega[...] = new_omega
 
 
 def log_prior_over_posterior(z: np.ndarray, eps: np.ndarray, logvar: np.ndarray) -> np.ndarray:
@@ -171,8 +180,8 @@ def iwae_step(model, x: np.ndarray, rng: np.random.Generator | int | None = None
     **Forward**, for every image n and sample i = 1..k, in the model's dtype::
 
         z_ni     = mu_n + sigma_n * eps_ni                          (N, k, J)
-        s_ni     = decoder(z_ni)                                    (N k, D) logits
-        log w_ni = -BCE(s_ni, x_n) - 1/2 sum_j (z_nij^2 - eps_nij^2 - logvar_nj)
+        a_ni     = decoder(z_ni)                                    (N k, D) logits
+        log w_ni = -BCE(a_ni, x_n) - 1/2 sum_j (z_nij^2 - eps_nij^2 - logvar_nj)
         L        = -(1/N) sum_n log (1/k) sum_i w_ni                (the loss, nats)
 
     (the forward of :func:`log_weights`, and :func:`log_mean_exp`'s form).
@@ -182,7 +191,7 @@ def iwae_step(model, x: np.ndarray, rng: np.random.Generator | int | None = None
     (a softmax over i of log w_ni). So dL/d(log w_ni) = -c_ni with c_ni = w~_ni / N, and
     log w_ni reaches the parameters along three paths:
 
-    * through the logits: d(-BCE)/ds = x - sigmoid(s), so dL/ds_ni = c_ni (sigmoid(s_ni) - x_n);
+    * through the logits: d(-BCE)/da = x - sigmoid(a), so dL/da_ni = c_ni (sigmoid(a_ni) - x_n);
     * through z in log p(z) = -1/2 sum_j z_j^2 + const, whose derivative is -z: it adds
       c_ni z_ni to dL/dz_ni (log q, written with eps held fixed, has no z in it);
     * through logvar in -log q(z|x) = +1/2 sum_j logvar_j + ...: each sample adds
@@ -190,8 +199,8 @@ def iwae_step(model, x: np.ndarray, rng: np.random.Generator | int | None = None
 
     With z = mu + sigma * eps (dz/dmu = 1, dz/dlogvar = sigma * eps / 2)::
 
-        dL/ds_ni     = c_ni * (sigmoid(s_ni) - x_n)                           (N k, D)
-        dL/dz_ni     = decoder.backward(dL/ds)_ni + c_ni * z_ni               (N, k, J)
+        dL/da_ni     = c_ni * (sigmoid(a_ni) - x_n)                           (N k, D)
+        dL/dz_ni     = decoder.backward(dL/da)_ni + c_ni * z_ni               (N, k, J)
         dL/dmu_n     = sum_i dL/dz_ni                                         (N, J)
         dL/dlogvar_n = sum_i dL/dz_ni * sigma_n * eps_ni / 2 - 1 / (2 N)      (N, J)
 
@@ -248,7 +257,7 @@ def log_likelihood(model, x: np.ndarray, k: int = 5000,
     chunk = checks.integer(chunk, "chunk (codes decoded at once)", low=1)
     if len(x) == 0:
         raise ValueError("log_likelihood got an empty dataset")
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     samples = min(k, chunk)  # samples per block, at most
     images = max(1, chunk // samples)  # images per block
     # log sum_i w_i = m + log(total), total = sum_i exp(log w_i - m), m the largest so far

@@ -36,6 +36,7 @@ __all__ = [
     "Sequential",
     "ACTIVATIONS",
     "mlp",
+    "dense_stack",
     "init_for",
     "initial_weights",
     "layer_width",
@@ -63,7 +64,7 @@ def initial_weights(shape: tuple, fan_in: float, fan_out: float, init: str, rng,
     Tested by: tests/test_layers.py::test_dense_initialisation_scale,
     tests/test_conv.py::test_conv_initialisation_scale
     """
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     if checks.one_of(init, ("he", "glorot"), "init") == "he":
         weights = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
     else:
@@ -95,6 +96,7 @@ class Layer(ABC):
     # A layer without parameters has none: an empty mapping that cannot be filled by mistake.
     params: Mapping[str, np.ndarray] = MappingProxyType({})
     grads: Mapping[str, np.ndarray] = MappingProxyType({})
+    container: Layer | None = None  # the Sequential that holds it, which named it
 
     def __init__(self, name: str | None = None):
         self.name = name or type(self).__name__
@@ -340,13 +342,14 @@ class Sequential(Layer):
     ``"<container name>.<position>"`` (for example ``"encoder.0.W"``), or just the
     position when the container has no name.
 
-    Each layer object may appear once: a layer keeps one cache and one name, so at two
-    places its backward would use the later forward's cache, and its parameters would have
-    one key for two places.
+    Each layer object may appear once, in one Sequential: a layer keeps one cache and one
+    name, so at two places its backward would use the later forward's cache, and its
+    parameters would have one key for two places.
 
     Tested by: tests/test_layers.py::test_three_layer_sequential_gradients,
     tests/test_layers.py::test_sequential_parameter_names_and_sharing,
-    tests/test_layers.py::test_a_layer_used_twice_is_refused
+    tests/test_layers.py::test_a_layer_used_twice_is_refused,
+    tests/test_layers.py::test_a_layer_in_another_sequential_is_refused
     """
 
     def __init__(self, *layers: Layer, name: str | None = None):
@@ -357,6 +360,7 @@ class Sequential(Layer):
         checks.distinct_layers(layers, Layer)
         for i, layer in enumerate(layers):
             layer.name = f"{self.name}.{i}" if self.name else str(i)
+            layer.container = self
         self.layers = list(layers)
 
     @property
@@ -414,15 +418,27 @@ def mlp(
     Dense(128, 16)``: the last Dense is followed by ``output_activation`` (None = linear).
     Dense layers followed by ReLU-like activations get He initialisation, the others Glorot.
 
-    Tested by: tests/test_vae.py::test_params_and_grads_are_the_layers_arrays,
-    tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string
+    Tested by: tests/test_layers.py::test_mlp_initialises_by_the_activation_that_follows,
+    tests/test_layers.py::test_widths_may_be_numpy_integers_but_not_a_string,
+    tests/test_vae.py::test_params_and_grads_are_the_layers_arrays
+    """
+    return Sequential(*dense_stack(widths, activation, output_activation, rng, dtype), name=name)
+
+
+def dense_stack(widths, activation: str = "relu", output_activation: str | None = None,
+                rng: np.random.Generator | int | None = None, dtype=np.float32) -> list[Layer]:
+    """The layers of :func:`mlp`, as a list, to be placed in a Sequential (a convolutional
+    encoder puts them after its feature maps).
+
+    Tested by: tests/test_layers.py::test_mlp_initialises_by_the_activation_that_follows,
+    tests/test_conv.py::test_conv_autoencoder_shapes_and_gradients
     """
     widths = checks.widths(widths, "mlp widths")
     if len(widths) < 2:
         raise ValueError(f"mlp needs at least two widths (in, out), got {widths}")
     checks.one_of(activation, ACTIVATIONS, "activation")
     checks.one_of(output_activation, [*ACTIVATIONS, None], "output activation")
-    rng = np.random.default_rng(rng)
+    rng = checks.generator(rng)
     layers: list[Layer] = []
     for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         last = i == len(widths) - 2
@@ -430,4 +446,4 @@ def mlp(
         layers.append(Dense(d_in, d_out, init=init_for(follows), rng=rng, dtype=dtype))
         if follows is not None:
             layers.append(ACTIVATIONS[follows]())
-    return Sequential(*layers, name=name)
+    return layers

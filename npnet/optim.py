@@ -86,15 +86,16 @@ class Optimizer(ABC):
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
 
-    With gradient g, parameter w, velocity v (starting at 0), momentum mu, rate lr and
-    weight decay lambda (PyTorch's convention, so results compare one to one)::
+    With gradient g, parameter theta, velocity u (starting at 0), momentum gamma, rate lr
+    (eta in the docs) and weight decay lambda (PyTorch's convention, so results compare one
+    to one)::
 
-        g <- g + lambda w                      (L2 weight decay)
-        v <- mu v + g
-        w <- w - lr * v                        (classical momentum)
-        w <- w - lr * (g + mu v)               (Nesterov: look one step ahead)
+        g     <- g + lambda theta                    (L2 weight decay)
+        u     <- gamma u + g
+        theta <- theta - lr * u                      (classical momentum)
+        theta <- theta - lr * (g + gamma u)          (Nesterov: look one step ahead)
 
-    With mu = 0 this is plain SGD, ``w <- w - lr g``.
+    With gamma = 0 this is plain SGD, ``theta <- theta - lr g``.
 
     Tested by: tests/test_optim.py::test_sgd_momentum_by_hand,
     tests/test_optim.py::test_sgd_nesterov_by_hand
@@ -134,14 +135,14 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     r"""Adam (Kingma & Ba, 2015, Algorithm 1), with optional L2 weight decay.
 
-    With gradient g at step t (counting from 1), first and second moment estimates m, v
+    With gradient g of a parameter theta at step t (counting from 1), moments m, v
     (starting at 0)::
 
-        g <- g + lambda w                                   (L2 weight decay)
+        g <- g + lambda theta                               (L2 weight decay)
         m <- beta1 m + (1 - beta1) g                        (moving mean of g)
         v <- beta2 v + (1 - beta2) g^2                      (moving mean of g^2)
         m_hat = m / (1 - beta1^t),   v_hat = v / (1 - beta2^t)     (bias correction)
-        w <- w - lr * m_hat / (sqrt(v_hat) + eps)
+        theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
 
     m and v start at 0, so early on they are biased towards 0: after t steps of a constant
     gradient g, m = (1 - beta1^t) g. Dividing by 1 - beta1^t (and 1 - beta2^t) removes that

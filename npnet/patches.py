@@ -1,10 +1,10 @@
 r"""Images as matrices of patches, and back: the bookkeeping under every convolution.
 
-A convolution reads, for each output pixel, the kh x kw patch of the (zero-padded) input
+A convolution reads, for each output pixel, the kappa x kappa patch of the (zero-padded) input
 under the kernel. :func:`im2col` copies those patches into the rows of one matrix::
 
     xp   : (N, Hp, Wp, C)              the padded batch, NHWC
-    cols : (N * Ho * Wo, kh * kw * C)  one row per output pixel, one column per weight
+    cols : (N * Ho * Wo, kappa^2 C)  one row per output pixel, one column per weight
 
 so that a convolution becomes a matrix product (:mod:`npnet.conv`). :func:`col2im` goes back:
 it adds each row's values to the pixels the patch came from. It is im2col's adjoint,
@@ -13,7 +13,7 @@ a pixel copied into several patches receives the sum of their gradients.
 
 How many patches fit, :func:`conv_output_size`, and the size a transposed convolution
 gives back, :func:`conv_transpose_output_size`, are here too. Both loops below run over the
-kh * kw offsets within a kernel (9 for a 3 x 3 kernel), never over pixels or examples.
+kappa^2 offsets within a kernel (9 for a 3 x 3 kernel), never over pixels or examples.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ def conv_transpose_output_size(
 def im2col(xp: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     """The kernel-sized patches of a padded batch, one output pixel's patch per row.
 
-    ``xp`` (N, Hp, Wp, C) -> ``cols`` (N, Ho, Wo, kh, kw, C), where
+    ``xp`` (N, Hp, Wp, C) -> ``cols`` (N, Ho, Wo, kappa, kappa, C), where
     ``cols[n, r, c, i, j, :] = xp[n, r * stride + i, c * stride + j, :]``; reshaped to
-    (N * Ho * Wo, kh * kw * C) it is the matrix of the module docstring. For each of the
-    kh * kw offsets (i, j) within the kernel, one strided slice of ``xp`` is copied.
+    (N * Ho * Wo, kappa^2 C) it is the matrix of the module docstring. For each of the
+    kappa^2 offsets (i, j) within the kernel, one strided slice of ``xp`` is copied.
 
     Tested by: tests/test_conv.py::test_col2im_is_the_adjoint_of_im2col
     """
@@ -88,7 +88,7 @@ def im2col(xp: np.ndarray, kernel: int, stride: int) -> np.ndarray:
 def col2im(cols: np.ndarray, padded_shape: tuple, stride: int) -> np.ndarray:
     """The adjoint of :func:`im2col`: each patch's values added back where the patch came from.
 
-    ``cols`` (N, Ho, Wo, kh, kw, C) -> (N, Hp, Wp, C), zeros where no patch reaches. Patches
+    ``cols`` (N, Ho, Wo, kappa, kappa, C) -> (N, Hp, Wp, C), zeros where no patch reaches. Patches
     overlap when stride < kernel, and a pixel in several patches receives the sum of their
     values: exactly what the chain rule asks of dL/dx when x was copied into several rows.
 

@@ -117,7 +117,7 @@ def test_complex_images_are_refused_not_cut_to_their_real_part():
     model = DenoisingAutoencoder(50, (8,), 3, rng=0)
     complex_images = X[:4].astype(np.complex64)
     for method in (model.forward, model.reconstruct, model.encode):
-        with pytest.raises(TypeError, match="real numbers.*complex64"):
+        with pytest.raises(TypeError, match="(real numbers|floating-point pixels).*complex64"):
             method(complex_images)
 
 
@@ -126,3 +126,25 @@ def test_complex_images_are_refused_not_cut_to_their_real_part():
 def test_noise_level_must_be_a_number(level, error):
     with pytest.raises(error, match="noise level"):
         DenoisingAutoencoder(16, (8,), 2, noise_level=level, rng=0)
+
+
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-1, ValueError),
+                                               (2.5, TypeError), ("100", TypeError)])
+def test_evaluation_batch_sizes_are_checked(batch_size, error):
+    """A batch size of -1 made in_batches return nothing, and VAE.evaluate zeros."""
+    from npnet.vae import VAE
+
+    with pytest.raises(error, match="batch_size must be an integer >= 1"):
+        in_batches(lambda a: a, X, batch_size)
+    with pytest.raises(error, match="batch_size must be an integer >= 1"):
+        DenoisingAutoencoder(50, (8,), 3, rng=0).reconstruct(X, batch_size)
+    with pytest.raises(error, match="batch_size must be an integer >= 1"):
+        VAE(50, (8,), 3, rng=0).evaluate(X, batch_size=batch_size)
+
+
+def test_images_of_0_255_are_refused_by_encode_and_reconstruct():
+    """train_step refuses them; so do the methods that analyse a trained model."""
+    model = DenoisingAutoencoder(50, (8,), 3, rng=0)
+    for method in (model.encode, model.reconstruct):
+        with pytest.raises(ValueError, match=r"pixels must be in \[0, 1\].*1/255"):
+            method(X * 255)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from npnet import checks
-from npnet.layers import LeakyReLU
+from npnet.layers import Dense, LeakyReLU
 from npnet.optim import SGD, Adam
+from npnet.vae import VAE
 
 
 @pytest.mark.parametrize("value", [2.0, 2.7, "2", True, None, np.float64(3), [2]], ids=repr)
@@ -45,6 +46,25 @@ def test_one_of_names_the_choices():
         checks.one_of(["he"], ("he", "glorot"), "init")  # unhashable: no TypeError from `in`
 
 
+@pytest.mark.parametrize("rng, error", [(-1, ValueError), ("0", TypeError), (2.5, TypeError),
+                                        ([0, -2], ValueError), (True, TypeError)], ids=repr)
+def test_a_random_generator_or_seed_is_checked(rng, error):
+    """NumPy's own refusal of these names neither the argument nor what to pass."""
+    with pytest.raises(error, match="rng must be a numpy.random.Generator, a seed"):
+        Dense(3, 3, rng=rng)
+    with pytest.raises(error, match="rng must be"):
+        VAE(4, (3,), 1, rng=0).log_likelihood(np.ones((2, 4)), k=2, rng=rng)
+
+
+def test_generators_and_seeds_are_accepted_as_numpy_takes_them():
+    generator = np.random.default_rng(5)
+    assert checks.generator(generator) is generator
+    for seed in (7, np.int64(7), [7, 1], np.random.SeedSequence(7)):
+        assert isinstance(checks.generator(seed), np.random.Generator)
+    np.testing.assert_array_equal(Dense(3, 3, rng=[0, 1]).params["W"],
+                                  Dense(3, 3, rng=np.random.default_rng([0, 1])).params["W"])
+
+
 def trained_adam() -> tuple[Adam, dict]:
     w = np.ones(3)
     optimizer = Adam({"w": w}, lr=0.1)
@@ -59,7 +79,8 @@ def trained_adam() -> tuple[Adam, dict]:
     (lambda s: s.update({"m/w": np.ones(4)}), ValueError, r"'m/w' has shape \(4,\)"),
     (lambda s: s.update({"m/u": np.ones(3)}), KeyError, "unknown parameter 'u'"),
     (lambda s: s.update({"velocity/w": np.ones(3)}), KeyError, "keeps \\['m', 'v'\\]"),
-], ids=["no steps", "negative steps", "fractional steps", "shape", "parameter", "slot"])
+    (lambda s: s.update({"v/w": np.full(3, np.nan)}), ValueError, "'v/w' is not finite"),
+], ids=["no steps", "negative steps", "fractional steps", "shape", "parameter", "slot", "nan"])
 def test_optimizer_state_is_checked_before_it_is_loaded(edit, error, match):
     """A negative or fractional step count would make Adam's bias correction divide by a
     wrong (or negative) 1 - beta^t; every entry is checked before any is loaded."""
@@ -82,3 +103,14 @@ def test_a_good_optimizer_state_loads_into_a_new_optimizer():
     np.testing.assert_array_equal(fresh.state["w"]["v"], optimizer.state["w"]["v"])
     with pytest.raises(KeyError, match="SGD keeps \\['velocity'\\]"):
         SGD({"w": np.ones(3)}, momentum=0.9).load_state_dict(state)
+
+
+def test_optimizer_state_that_overflows_the_parameters_dtype_is_refused():
+    """1e6 is finite in float32 but inf in float16: checked as it would be stored."""
+    w = np.ones(3, np.float16)
+    optimizer = SGD({"w": w}, momentum=0.9)
+    with pytest.raises(ValueError, match="'velocity/w' is not finite in the parameter's dtype "
+                                         "float16"):
+        optimizer.load_state_dict({"steps": np.array(1),
+                                   "velocity/w": np.full(3, 1e6, np.float32)})
+    assert optimizer.state == {} and optimizer.steps == 0

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
+from npnet import fast
 from npnet.autoencoder import DenoisingAutoencoder
 from npnet.fast.parallel import DataParallel, available_cores
 from npnet.optim import Adam
@@ -110,9 +111,21 @@ def test_blas_runs_one_thread_per_shard_and_is_restored_after():
     assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
 
 
-def test_bad_thread_counts_are_clear_errors():
-    with pytest.raises(ValueError, match="threads must be at least 1"):
-        DataParallel(small_dae(), 0)
+@pytest.mark.parametrize("threads, error", [(0, ValueError), (-1, ValueError),
+                                            (2.5, TypeError), (float("nan"), TypeError),
+                                            ("2", TypeError)], ids=repr)
+def test_bad_thread_counts_are_clear_errors(threads, error):
+    with pytest.raises(error, match="threads must be an integer >= 1"):
+        DataParallel(small_dae(), threads)
+    model = small_dae()
+    with pytest.raises(error, match="threads must be an integer >= 1"):
+        fast.enable(model, Adam(model.params), threads=threads)
+
+
+def test_a_thread_count_far_above_the_cores_is_refused_before_copying():
+    """threads=10**6 would deep-copy the model a million times."""
+    with pytest.raises(ValueError, match=r"threads=1000000 would copy the model 999999 times"):
+        DataParallel(small_dae(), 10**6)
 
 
 def test_fit_trains_through_it_and_resumes_exactly(tmp_path):

@@ -207,9 +207,25 @@ def test_a_layer_used_twice_is_refused():
     relu = ReLU()
     with pytest.raises(ValueError, match="ReLU layer .* twice"):
         Sequential(Dense(3, 3), relu, Dense(3, 3), relu)
-    with pytest.raises(ValueError, match="twice"):
-        Sequential(Sequential(dense, ReLU()), dense)
+    inner = Dense(3, 3)
+    with pytest.raises(ValueError, match="already in the Sequential"):
+        Sequential(Sequential(inner, ReLU()), inner)
+    block = Sequential(Dense(3, 3))
+    with pytest.raises(ValueError, match="Sequential .* twice"):
+        Sequential(block, block)
     assert len(Sequential(dense, ReLU(), Dense(3, 3)).params) == 4
+
+
+def test_a_layer_in_another_sequential_is_refused():
+    """A Sequential names its layers by position: a layer placed in a second one would be
+    renamed in the first (its parameters keyed "decoder.0.W" inside "encoder")."""
+    dense = Dense(3, 3, rng=0)
+    encoder = Sequential(dense, ReLU(), name="encoder")
+    with pytest.raises(ValueError, match="Dense layer 'encoder.0' .* already in the Sequential "
+                                         "'encoder'.*build a new layer"):
+        Sequential(dense, name="decoder")
+    assert list(encoder.params) == ["encoder.0.W", "encoder.0.b"]
+    assert dense.container is encoder
 
 
 NOT_WIDTHS = [

@@ -21,8 +21,8 @@ from test_docs import defined_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "npnet"
-CORE = ["checks", "layers", "patches", "conv", "losses", "optim", "autoencoder", "vae",
-        "importance", "gradcheck"]
+CORE = ["checks", "layers", "patches", "conv", "losses", "optim", "autoencoder",
+        "reparameterize", "vae", "importance", "gradcheck"]
 PLUMBING = ["data", "io", "train", "analysis", "plotting", "cli"]
 FAST = sorted(p.stem for p in (PACKAGE / "fast").glob("*.py"))
 

@@ -117,3 +117,29 @@ def test_squared_error_per_image():
     assert squared_error_per_image(x, x_hat) == pytest.approx(mse_loss(x_hat, x)[0])
     with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 2\)"):
         squared_error_per_image(x, x_hat[:, :2])
+
+
+def test_squared_error_of_integer_images_does_not_wrap_around():
+    """0 - 1 is 255 in uint8: 0-255 images are subtracted in float64."""
+    zeros, ones = np.zeros((1, 2), np.uint8), np.ones((1, 2), np.uint8)
+    assert squared_error_per_image(zeros, ones) == 2.0
+    assert squared_error_per_image(zeros.astype(bool), ones.astype(bool)) == 2.0
+    with pytest.raises(TypeError, match="real numbers"):
+        squared_error_per_image(zeros + 1j, ones)
+
+
+@pytest.mark.parametrize("loss_fn", [bce_with_logits, bce_with_logits_per_example])
+def test_bce_at_infinite_logits_is_its_limit(loss_fn):
+    """max(s, 0) - s t is inf - inf at s = +inf: the limit instead, 0 where the target agrees
+    (t = 1 at +inf, t = 0 at -inf), +inf where it does not."""
+    logits = np.array([[np.inf, -np.inf, 0.0], [np.inf, -np.inf, 0.0]])
+    target = np.array([[1.0, 0.0, 1.0], [0.5, 1.0, 1.0]])
+    value = loss_fn(logits, target)
+    value = value[0] if isinstance(value, tuple) else value
+    expected = [np.log(2), np.inf]  # softplus(0) = log 2 for the third pixel
+    if loss_fn is bce_with_logits:
+        assert value == np.inf
+    else:
+        np.testing.assert_allclose(value, expected)
+    assert loss_fn is not bce_with_logits or np.all(np.isfinite(bce_with_logits(
+        logits[:1], target[:1])[1]))  # the gradient sigmoid(s) - t stays finite

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from strategies import KINK_MARGIN, batches, seeds, sizes, values
 
-import npnet.vae
+import npnet.reparameterize
 from npnet.gradcheck import check_gradients
 from npnet.importance import iwae_step
 from npnet.layers import ReLU
@@ -160,7 +160,7 @@ def test_gradient_check_catches_a_wrong_kl_gradient(monkeypatch):
         dmu, dlogvar = kl_divergence_backward(mu, logvar, dkl)
         return dmu, 2 * dlogvar  # (exp(logvar) - 1) instead of (exp(logvar) - 1) / 2
 
-    monkeypatch.setattr(npnet.vae, "kl_divergence_backward", kl_backward_without_half)
+    monkeypatch.setattr(npnet.reparameterize, "kl_divergence_backward", kl_backward_without_half)
     assert sampler_errors(Reparameterize(beta=1.0), h, seed=1)["h"] > 1e-2
     monkeypatch.undo()
     assert sampler_errors(Reparameterize(beta=1.0), h, seed=1)["h"] < TOLERANCE
@@ -399,7 +399,7 @@ def test_complex_input_is_refused_not_cut_to_its_real_part():
     with pytest.raises(TypeError, match="Reparameterize layer .*real numbers.*complex128"):
         model.sampler.forward(np.full((4, 4), 1j))
     for method, width in ((model.forward, 10), (model.encode, 10), (model.decode, 2)):
-        with pytest.raises(TypeError, match="real numbers.*complex128"):
+        with pytest.raises(TypeError, match="(real numbers|floating-point pixels).*complex128"):
             method(np.full((4, width), 0.5 + 0j))
 
 
@@ -574,9 +574,9 @@ def test_iwae_loss_is_minus_the_log_mean_exp_of_the_log_weights():
 def test_iwae_with_one_sample_is_the_elbo_step():
     """k = 1: L_1 is the ELBO, and train_step gives the ELBO step's loss and gradients, bit for
     bit, with noise drawn from the same seed or injected. The IWAE formula itself
-    (npnet.importance.iwae_step) at k = 1: the normalised weight is exactly 1, so its decoder gradients are
-    the ELBO step's bits; its encoder gradients differ by the KL term, sampled there and in
-    closed form here, whose difference has mean 0 over eps."""
+    (npnet.importance.iwae_step) at k = 1: the normalised weight is exactly 1, so its
+    decoder gradients are the ELBO step's bits; its encoder gradients differ by the KL term,
+    sampled there and in closed form here, whose difference has mean 0 over eps."""
     kwargs = dict(input_dim=6, hidden=(5,), latent=3, activation="tanh", rng=4)
     elbo, iwae = VAE(**kwargs), VAE(**kwargs, objective="iwae", k=1)
     x = binary_images(4, 8, 6).astype(np.float32)
@@ -677,3 +677,34 @@ def test_init_output_bias_refuses_what_is_not_a_set_of_images(x_train):
     with pytest.raises(ValueError, match=re.escape("training images of shape (N, 6) with N >= 1")):
         model.init_output_bias(x_train)
     np.testing.assert_array_equal(model.decoder.layers[-1].params["b"], before)
+
+
+
+@pytest.mark.parametrize("clip", [0, -1, 0.5, 0.6, np.nan])
+def test_init_output_bias_refuses_a_clip_outside_0_to_one_half(clip):
+    """clip = 0 gives logit(0) = -inf, 0.6 an inverted clip, NaN NaN biases."""
+    model = VAE(6, (4,), 2, rng=0)
+    before = model.decoder.layers[-1].params["b"].copy()
+    with pytest.raises(ValueError, match=r"clip must be in \(0, 0.5\)"):
+        model.init_output_bias(np.full((3, 6), 0.5), clip=clip)
+    np.testing.assert_array_equal(model.decoder.layers[-1].params["b"], before)
+
+
+def test_log_mean_exp_of_infinite_terms():
+    """All -inf: the mean of zeros, log 0 = -inf (not NaN); an inf term: inf."""
+    assert log_mean_exp(np.full(3, -np.inf)) == -np.inf
+    assert log_mean_exp(np.array([np.inf, 0.0])) == np.inf
+    np.testing.assert_array_equal(log_mean_exp(np.array([[-np.inf, -np.inf], [0.0, 0.0]])),
+                                  [-np.inf, 0.0])
+
+
+def test_a_float16_vae_is_refused_when_built():
+    """NumPy draws no float16 normal noise: refused at once, not inside the first step."""
+    with pytest.raises(TypeError, match="float32 or float64, got float16"):
+        VAE(6, (4,), 2, dtype=np.float16)
+
+
+def test_encode_refuses_0_255_pixels_as_train_step_does():
+    model = VAE(6, (4,), 2, rng=0)
+    with pytest.raises(ValueError, match=r"VAE.encode: pixels must be in \[0, 1\]"):
+        model.encode(np.full((2, 6), 255.0))

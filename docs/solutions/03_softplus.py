@@ -24,8 +24,8 @@ rounds to 0 (sigmoid(-40) is 0 in float64, where e^-40 = 4.2e-18), so there the 
 returns 0 while the forward keeps softplus(-40) = 4.2e-18. Where relative accuracy matters,
 exp(x - softplus(x)) gives sigma(x) to full relative precision.
 
-The BCE of chapter 3 is built from it: ell(s, t) = softplus(s) - s t, so its derivative
-sigma(s) - t is softplus's derivative minus t.
+The BCE of chapter 3 is built from it: ell(a, x) = softplus(a) - a x, so its derivative
+sigma(a) - x is softplus's derivative minus x.
 
 Run from anywhere: ``python docs/solutions/03_softplus.py``.
 """
@@ -85,10 +85,10 @@ print(f"softplus(-40): naive {naive_small}, stable {softplus(-40.0):.6e}")
 assert naive_small == 0.0
 np.testing.assert_allclose(softplus(-40.0), np.exp(-40.0), rtol=1e-15)
 
-# CHECK 4: chapter 3's BCE on logits is softplus(s) - s t, summed over the pixels.
-s = 5 * np.random.default_rng(2).standard_normal((3, 8))
-t = np.random.default_rng(3).random((3, 8))
+# CHECK 4: chapter 3's BCE on logits is softplus(a) - a x, summed over the pixels.
+a = 5 * np.random.default_rng(2).standard_normal((3, 8))      # logits
+target = np.random.default_rng(3).random((3, 8))                # gray targets x
 np.testing.assert_allclose(
-    bce_with_logits_per_example(s, t), (softplus(s) - s * t).sum(axis=1), rtol=1e-12
+    bce_with_logits_per_example(a, target), (softplus(a) - a * target).sum(axis=1), rtol=1e-12
 )
-print("Softplus: stable forward, backward = sigmoid, and BCE = softplus(s) - s t: checked")
+print("Softplus: stable forward, backward = sigmoid, and BCE = softplus(a) - a x: checked")

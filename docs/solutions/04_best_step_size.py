@@ -4,16 +4,16 @@ The chapter's error model for the central difference of f at x::
 
     error(h) ~ (h^2 / 6) |f'''| + eps |f| / h,      smallest at h* = (3 eps |f| / |f'''|)^(1/3)
 
-Take f_C(x) = C + sin(x) at x = 1. Adding the constant C changes neither f' = cos(1) nor
+Take f_c(x) = c + sin(x) at x = 1. Adding the constant c changes neither f' = cos(1) nor
 f''' = -cos(1), but it changes |f|, and with it the rounding term:
 
-* C = 0:    |f| = sin(1) = 0.84, h* = (3 * 2.2e-16 * 0.84 / 0.54)^(1/3) = 1.0e-5;
-* C = 1e6:  |f| = 1e6,           h* = (3 * 2.2e-16 * 1e6 / 0.54)^(1/3)  = 1.1e-3,
+* c = 0:    |f| = sin(1) = 0.84, h* = (3 * 2.2e-16 * 0.84 / 0.54)^(1/3) = 1.0e-5;
+* c = 1e6:  |f| = 1e6,           h* = (3 * 2.2e-16 * 1e6 / 0.54)^(1/3)  = 1.1e-3,
   and at the default h = 1e-5 the rounding term is up to 2.2e-16 * 1e6 / 1e-5 = 2.2e-5
   (typically a tenth of that), next to f' = 0.54: a correct derivative fails a 1e-6
   tolerance.
 
-A loss is such a C + (something small): a sum over many pixels or examples whose gradient
+A loss is such a c + (something small): a sum over many pixels or examples whose gradient
 with respect to one weight is tiny next to the loss itself. That is the case hypothesis
 found for npnet (three layers of width 1), and why the default went from 1e-6 up to 1e-5.
 
@@ -54,7 +54,7 @@ for offset in (0.0, 1e6):
 for offset in (0.0, 1e6):
     errors = np.array([rms_error(offset, h) for h in steps])
     best, predicted = steps[np.argmin(errors)], predicted_best_h(offset)
-    print(f"C = {offset:.0e}: best h measured {best:.1e}, predicted {predicted:.1e}; "
+    print(f"c = {offset:.0e}: best h measured {best:.1e}, predicted {predicted:.1e}; "
           f"error there {errors.min():.1e}, at h = 1e-5 {rms_error(offset, 1e-5):.1e}")
     # The model counts the worst rounding, eps |f|; the typical one is a few times smaller,
     # which moves the minimum down by the cube root of that: within a factor 3.
@@ -65,7 +65,7 @@ for offset in (0.0, 1e6):
 
 # The offset moves the best step up by (1e6 / 0.84)^(1/3), about 100 times.
 assert 50 < predicted_best_h(1e6) / predicted_best_h(0.0) < 200
-# With C = 1e6 the default h = 1e-5 fails the tests' tolerance on a correct derivative
+# With c = 1e6 the default h = 1e-5 fails the tests' tolerance on a correct derivative
 # (cos(1) = 0.54), while h near h* passes it.
 assert rms_error(1e6, 1e-5) / np.cos(1.0) > 1e-6
 assert rms_error(1e6, predicted_best_h(1e6)) / np.cos(1.0) < 1e-6

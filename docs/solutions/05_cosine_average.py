@@ -1,12 +1,12 @@
 """Chapter 5, exercise 3: the average multiplier of the cosine schedule is 1/2 + 1/(2T).
 
-fit sets the rate of step k (counting from 0) of a run of T steps to
-eta_0 * c(k / T), c(p) = (1 + cos(pi p)) / 2. The mean multiplier::
+fit sets the rate of step t (counting from 0) of a run of T steps to
+eta_0 * c(t / T), c(r) = (1 + cos(pi r)) / 2. The mean multiplier::
 
-    (1/T) sum_{k=0}^{T-1} (1 + cos(pi k / T)) / 2 = 1/2 + (1 / (2T)) sum_{k=0}^{T-1} cos(pi k / T)
+    (1/T) sum_{t=0}^{T-1} (1 + cos(pi t / T)) / 2 = 1/2 + (1 / (2T)) sum_{t=0}^{T-1} cos(pi t / T)
 
-The cosines pair off: cos(pi (T - k) / T) = -cos(pi k / T), so sum_{k=0}^{T} cos(pi k/T) = 0,
-and the sum up to T - 1 leaves out only the k = T term, cos(pi) = -1: it is exactly 1.
+The cosines pair off: cos(pi (T - t) / T) = -cos(pi t / T), so sum_{t=0}^{T} cos(pi t/T) = 0,
+and the sum up to T - 1 leaves out only the t = T term, cos(pi) = -1: it is exactly 1.
 Hence::
 
     mean multiplier = 1/2 + 1/(2T),        sum of the multipliers = (T + 1) / 2.
@@ -28,13 +28,13 @@ import numpy as np
 from npnet.train import cosine_decay
 
 for T in (1, 2, 3, 10, 937, 9370):  # 937 = 60000 // 64, one MNIST epoch at batch 64
-    multipliers = np.array([cosine_decay(k / T) for k in range(T)])
+    multipliers = np.array([cosine_decay(t / T) for t in range(T)])
     mean = multipliers.mean()
     print(f"T = {T:5d}: mean multiplier {mean:.6f}, 1/2 + 1/(2T) = {0.5 + 0.5 / T:.6f}, "
           f"last {multipliers[-1]:.2e}")
     np.testing.assert_allclose(mean, 0.5 + 0.5 / T, rtol=1e-12)
     np.testing.assert_allclose(multipliers.sum(), (T + 1) / 2, rtol=1e-12)
     np.testing.assert_allclose(multipliers[-1], (1 - math.cos(math.pi / T)) / 2, rtol=1e-9)
-    assert np.sum(multipliers > 0.5) == math.ceil(T / 2)  # k < T/2: half the steps
+    assert np.sum(multipliers > 0.5) == math.ceil(T / 2)  # t < T/2: half the steps
 
 np.testing.assert_allclose(cosine_decay(1 - 1 / 9370), math.pi**2 / (4 * 9370**2), rtol=1e-6)

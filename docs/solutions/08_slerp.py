@@ -7,18 +7,19 @@ For codes z_a, z_b (J,) at an angle Omega,
 slerp moves along the great circle through them (Shoemake, 1985; White, *Sampling
 Generative Networks*, 2016):
 
-    z(t) = sin((1 - t) Omega) / sin(Omega) z_a + sin(t Omega) / sin(Omega) z_b,   t in [0, 1].
+    z(tau) = sin((1 - tau) Omega) / sin(Omega) z_a + sin(tau Omega) / sin(Omega) z_b,
+    tau in [0, 1].
 
 Properties, for the check below.
 
-* Endpoints: t = 0 gives z_a, t = 1 gives z_b (sin 0 = 0).
-* Equal angles: if |z_a| = |z_b| = r, then |z(t)| = r for every t, and the angle between
-  z_a and z(t) is t Omega, so the n + 1 steps between t_k = k / (n + 1) all turn by the same
-  angle Omega / (n + 1). (In the plane of z_a and z_b, with z_a = r e_1 and
-  z_b = r (cos Omega e_1 + sin Omega e_2), the formula gives z(t) = r (cos(t Omega) e_1 +
-  sin(t Omega) e_2), by the sine subtraction formula.)
+* Endpoints: tau = 0 gives z_a, tau = 1 gives z_b (sin 0 = 0).
+* Equal angles: if |z_a| = |z_b| = r, then |z(tau)| = r for every tau, and the angle between
+  z_a and z(tau) is tau Omega, so the I + 1 steps between tau_i = i / (I + 1) all turn by the same
+  angle Omega / (I + 1). (In the plane of z_a and z_b, with z_a = r e_1 and
+  z_b = r (cos Omega e_1 + sin Omega e_2), the formula gives z(tau) = r (cos(tau Omega) e_1 +
+  sin(tau Omega) e_2), by the sine subtraction formula.)
 * The straight line instead has, for |z_a| = |z_b| = r,
-  |z(t)|^2 = r^2 (1 - 2 t (1 - t) (1 - cos Omega)): at t = 1/2, r cos(Omega / 2), which is
+  |z(tau)|^2 = r^2 (1 - 2 tau (1 - tau) (1 - cos Omega)): at tau = 1/2, r cos(Omega / 2), which is
   r / sqrt(2) for the nearly orthogonal codes that random codes in J = 20 dimensions are.
 * Collinear codes. As Omega -> 0, sin(c Omega) / sin(Omega) -> c, and slerp becomes the
   straight line: the formula's 0/0 is replaced by that limit when sin Omega is tiny. For
@@ -26,8 +27,8 @@ Properties, for the check below.
   there is no single answer: slerp refuses them. So does it a zero code, which has no
   direction.
 
-Shapes: z_a, z_b (J,) or (P, J), t (n,); the result (n, J) or (P, n, J), the layout of
-npnet.analysis.interpolate_codes, which slerp_codes mirrors with the same t_k = k / 8.
+Shapes: z_a, z_b (J,) or (pairs, J), tau (I,); the result (I, J) or (pairs, I, J), the layout of
+npnet.analysis.interpolate_codes, which slerp_codes mirrors with the same tau_i = i / 8.
 
 The figure: a tiny VAE trained for a few hundred steps on synthetic 8 x 8 images (a
 horizontal or a vertical bar), then both decoded paths between a horizontal and a vertical
@@ -51,8 +52,8 @@ from npnet.vae import VAE  # noqa: E402
 
 
 def slerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Points z(t) on the great circle from z_a to z_b: (J,), (J,), (n,) -> (n, J), or
-    (P, J), (P, J), (n,) -> (P, n, J)."""
+    """Points z(tau) on the great circle from z_a to z_b: (J,), (J,), (I,) -> (I, J), or
+    (pairs, J), (pairs, J), (I,) -> (pairs, I, J)."""
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)[:, None]  # (n, 1)
     norm_a = np.linalg.norm(z_a, axis=-1, keepdims=True)  # (..., 1)
@@ -72,7 +73,7 @@ def slerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def slerp_codes(z_a: np.ndarray, z_b: np.ndarray, n_interpolates: int = 7) -> np.ndarray:
-    """The interior points at t_k = k / (n + 1), like interpolate_codes, on the great circle."""
+    """The interior points at tau_i = i / (I + 1), like interpolate_codes, on the great circle."""
     return slerp(z_a, z_b, interpolation_times(n_interpolates))
 
 

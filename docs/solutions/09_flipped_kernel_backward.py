@@ -1,15 +1,16 @@
 r"""Chapter 9, exercise 2: a convolution's dL/dx, computed by another convolution.
 
-(a) Stride 1. From the chapter, with D = dout and terms outside D counted as 0::
+(a) Stride 1. From the chapter, with G = dout and terms outside G counted as 0::
 
-    dL/dx[n, a, b, d] = sum_{i, j, f} D[n, a + p - i, b + p - j, f] W[i, j, d, f]
+    dL/dx[n, r', c', d] = sum_{i, j, f} G[n, r' + p - i, c' + p - j, f] W[i, j, d, f]
 
-With i' = k - 1 - i, j' = k - 1 - j and D~ = D padded by k - 1 - p zeros on every side::
+With i' = kappa - 1 - i, j' = kappa - 1 - j and G~ = G padded by kappa - 1 - p zeros on every
+side::
 
-    dL/dx[n, a, b, d] = sum_{i', j', f} D~[n, a + i', b + j', f] W~[i', j', f, d],
-    W~[i', j', f, d] = W[k - 1 - i', k - 1 - j', d, f]
+    dL/dx[n, r', c', d] = sum_{i', j', f} G~[n, r' + i', c' + j', f] W~[i', j', f, d],
+    W~[i', j', f, d] = W[kappa - 1 - i', kappa - 1 - j', d, f]
 
-the forward formula of a Conv2D(F, C, k, stride 1, padding k - 1 - p) holding W~: flipped in
+the forward formula of a Conv2D(F, C, kappa, stride 1, padding kappa - 1 - p) holding W~: flipped in
 both spatial axes (W[::-1, ::-1]), its channel axes swapped (transpose(0, 1, 3, 2)), because
 it reads dout's F channels and writes x's C. dL/dx is linear in dout, with no constant term,
 so the flipped convolution's bias must be 0: a bias would add b to every pixel of dL/dx.
@@ -18,13 +19,14 @@ Forget the swap: with C != F the kernel does not even have the shape a Conv2D(F,
 with C = F it runs, and multiplies by W[i, j, f, d] where W[i, j, d, f] belongs, the
 transpose of each 1 x 1 channel-mixing matrix: a wrong gradient the shapes do not catch.
 
-(b) Stride s. Only the terms where s divides a + p - i survive, which is the stride-1 formula
+(b) Stride s. Only the terms where s divides r' + p - i survive, which is the stride-1 formula
 on a dout "dilated" with s - 1 zeros between its rows (and between its columns):
-dil[n, r s, c s, f] = D[n, r, c, f], of (Ho - 1) s + 1 rows. A stride-1 Conv2D with padding
-k - 1 - p then gives (Ho - 1) s + 1 + 2 (k - 1 - p) - k + 1 = (Ho - 1) s + k - 2p rows. The
-convolution's input had H = (Ho - 1) s + k - 2p + t rows, t = (H + 2p - k) % s, the rows it
-never read (their gradient is 0). So t extra zero rows at the bottom of the dilated dout (and
-(W + 2p - k) % s columns at the right) give x's shape: t is exactly the output_padding of the
+dil[n, r s, c s, f] = G[n, r, c, f], of (Ho - 1) s + 1 rows. A stride-1 Conv2D with padding
+kappa - 1 - p then gives (Ho - 1) s + 1 + 2 (kappa - 1 - p) - kappa + 1 = (Ho - 1) s + kappa - 2p
+rows. The
+convolution's input had H = (Ho - 1) s + kappa - 2p + o rows, o = (H + 2p - kappa) % s, the rows it
+never read (their gradient is 0). So o extra zero rows at the bottom of the dilated dout (and
+(W + 2p - kappa) % s columns at the right) give x's shape: o is exactly the output_padding of the
 ConvTranspose2D that mirrors the convolution, whose forward pass is this same dL/dx.
 
 Run from anywhere: ``python docs/solutions/09_flipped_kernel_backward.py``.
@@ -37,7 +39,8 @@ from npnet.gradcheck import relative_error
 
 
 def flip(W):
-    """W (k, k, C, F) -> W~ (k, k, F, C): flipped in both spatial axes, channels swapped."""
+    """W (kappa, kappa, C, F) -> W~ (kappa, kappa, F, C): flipped in both spatial axes, channels
+    swapped."""
     return W[::-1, ::-1].transpose(0, 1, 3, 2)
 
 

@@ -49,6 +49,7 @@ loads into a model without it and the other way round.
 
 from __future__ import annotations
 
+from .. import checks
 from ..conv import Conv2D, ConvTranspose2D, Flatten, Reshape
 from ..layers import Dense, Layer, Sequential
 from ..optim import SGD, Adam
@@ -100,6 +101,7 @@ def enable(model, optimizer, threads: int = 1, blas_threads: str | int | None = 
     Tested by: tests/test_fast.py::test_enabled_training_gives_the_core_bits,
     tests/test_fast_conv.py::test_enabled_conv_training_gives_the_core_bits
     """
+    threads = checks.integer(threads, "threads", low=1)
     if threads > 1 and blas_threads not in ("auto", None):
         raise ValueError(
             f"enable(threads={threads}) gives every shard its share of the BLAS threads; "

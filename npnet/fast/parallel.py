@@ -37,7 +37,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .. import checks
+
 __all__ = ["DataParallel", "available_cores"]
+
+# More shards than cores only take turns; a bound keeps a typo (threads=10**6) from copying
+# the model a million times.
+MAX_THREADS_PER_CORE = 4
 
 
 def available_cores() -> int:
@@ -73,9 +79,13 @@ class DataParallel:
     """
 
     def __init__(self, model, threads: int | None = None):
-        threads = available_cores() if threads is None else int(threads)
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        threads = checks.integer(available_cores() if threads is None else threads, "threads",
+                                 low=1)
+        if threads > MAX_THREADS_PER_CORE * available_cores():
+            raise ValueError(
+                f"threads={threads} would copy the model {threads - 1} times for "
+                f"{available_cores()} cores, where the shards would only take turns; use at "
+                f"most {MAX_THREADS_PER_CORE * available_cores()} (one per core is fastest)")
         self.module = model
         self.threads = threads
         # deepcopy copies everything except what its memo already maps: mapping each
