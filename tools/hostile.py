@@ -1648,6 +1648,62 @@ PROBES = [
           extra=True),
     Probe("active-units-nan", "from npnet.analysis import active_units\n"
           "c = x.copy(); c[3, 2] = np.nan\nactive_units(c)", ("nan",), extra=True),
+    # Issue 30, "silently wrong in the library": each refused clearly, or computed right.
+    Probe("squared-error-uint8", "from npnet.losses import squared_error_per_image\n"
+          "squared_error_per_image(np.zeros((1, 2), np.uint8), np.ones((1, 2), np.uint8))",
+          accept="result == 2.0", extra=True),
+    Probe("vae-evaluate-batch-negative", "vae().evaluate(x, batch_size=-1)", ("batch_size",),
+          extra=True),
+    Probe("dae-reconstruct-batch-float", "dae().reconstruct(x, batch_size=2.5)",
+          ("batch_size",), extra=True),
+    Probe("vae-encode-batch-zero", "vae().encode(x, batch_size=0)", ("batch_size",),
+          extra=True),
+    Probe("in-batches-negative", "from npnet.autoencoder import in_batches\n"
+          "in_batches(lambda a: a, x, -5)", ("batch_size",), extra=True),
+    Probe("dense-rng-negative", "Dense(3, 3, rng=-1)", ("rng",), extra=True),
+    Probe("dense-rng-string", 'Dense(3, 3, rng="0")', ("rng",), extra=True),
+    Probe("log-likelihood-rng-float", "vae().log_likelihood((x > 0.5) * 1.0, k=3, rng=1.5)",
+          ("rng",), extra=True),
+    Probe("load-state-negative-steps", "a = Adam(dae().params)\ns = a.state_dict()\n"
+          "s['steps'] = np.array(-3)\na.load_state_dict(s)", ("steps",), extra=True),
+    Probe("load-state-fractional-steps", "a = Adam(dae().params)\ns = a.state_dict()\n"
+          "s['steps'] = np.array(2.5)\na.load_state_dict(s)", ("steps",), extra=True),
+    Probe("load-state-nan", "m = dae()\na = Adam(m.params)\nm.train_step(x, 0)\n"
+          "a.step(m.grads)\ns = a.state_dict()\nk = sorted(s)[0]\ns[k] = s[k] * np.nan\n"
+          "a.load_state_dict(s)", ("finite",), extra=True),
+    Probe("load-state-float16-overflow",
+          "m = Sequential(Dense(4, 4, dtype=np.float16))\na = SGD(m.params, momentum=0.9)\n"
+          "a.load_state_dict({'steps': np.array(1), 'velocity/0.W': np.full((4, 4), 1e6, "
+          "np.float32)})", ("finite", "float16"), extra=True),
+    Probe("output-bias-clip-zero", "vae().init_output_bias(x, clip=0)", ("clip",),
+          extra=True),
+    Probe("output-bias-clip-negative", "vae().init_output_bias(x, clip=-1)", ("clip",),
+          extra=True),
+    Probe("output-bias-clip-inverted", "vae().init_output_bias(x, clip=0.6)", ("clip",),
+          extra=True),
+    Probe("output-bias-clip-nan", 'vae().init_output_bias(x, clip=float("nan"))', ("clip",),
+          extra=True),
+    Probe("log-mean-exp-all-minus-inf", "from npnet.vae import log_mean_exp\n"
+          "log_mean_exp(np.full(3, -np.inf))", accept="result == -np.inf", extra=True),
+    Probe("log-mean-exp-inf", "from npnet.vae import log_mean_exp\n"
+          "log_mean_exp(np.array([np.inf, 0.0]))", accept="result == np.inf", extra=True),
+    Probe("bce-inf-logits", "bce_with_logits(np.array([[np.inf, 0.0]]), "
+          "np.array([[1.0, 1.0]]))", accept="abs(result[0] - np.log(2)) < 1e-12", extra=True),
+    Probe("enable-threads-zero", "m = dae()\nenable(m, Adam(m.params), threads=0)",
+          ("threads",), extra=True),
+    Probe("enable-threads-negative", "m = dae()\nenable(m, Adam(m.params), threads=-1)",
+          ("threads",), extra=True),
+    Probe("enable-threads-nan", 'm = dae()\nenable(m, Adam(m.params), threads=float("nan"))',
+          ("threads",), extra=True),
+    Probe("enable-threads-float", "m = dae()\nenable(m, Adam(m.params), threads=2.5)",
+          ("threads",), extra=True),
+    Probe("enable-threads-million", "m = dae()\nenable(m, Adam(m.params), threads=10**6)",
+          ("threads",), extra=True),
+    Probe("dense-in-two-sequentials", "d = Dense(4, 4)\nSequential(d, name='encoder')\n"
+          "Sequential(d, name='decoder')", ("already",), extra=True),
+    Probe("vae-encode-255", "vae().encode(x * 255)", ("[0, 1]",), extra=True),
+    Probe("vae-float16", "VAE(16, (8,), 2, rng=0, dtype=np.float16).train_step(x, 0)",
+          ("float16",), extra=True),
 ]
 
 
