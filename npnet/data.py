@@ -92,6 +92,8 @@ BESIDE_PROJECT_DIR = Path(__file__).resolve().parents[2] / "data_mnist"
 
 NDIM_OF_MAGIC = {2049: 1, 2051: 3}  # labels (N,), images (N, rows, cols)
 MAX_HEADER_BYTES = 16  # magic and 3 dimensions
+HEAD_READ_BYTES = 1 << 16  # read first: it holds the header, even gzipped
+GZIP_OVERHEAD_BYTES = 1 << 16  # gzip's headers, and its blocks stored uncompressed
 
 # Deflate expands data at most 1032-fold (zlib's documentation), so a gzip file of S bytes
 # holds at most 1032 S bytes: a header that promises more is refused before decompressing.
@@ -181,20 +183,28 @@ def _read_idx(
     if what is not None:  # a FIFO is never opened: reading it would wait for a writer
         raise MNISTError(f"{path} is {what}, not a regular file. Put the MNIST file there.")
     try:
-        content = path.read_bytes()
+        with open(path, "rb") as f:
+            content = f.read(HEAD_READ_BYTES)  # enough for the header, gzipped or not
+            # Compression is recognised by content, not by name: browsers sometimes unpack a
+            # .gz and keep the name. An IDX file starts with two zero bytes, never gzip's.
+            gz = content[:2] == b"\x1f\x8b"
+            head = _gunzip(path, content, MAX_HEADER_BYTES) if gz else content[:MAX_HEADER_BYTES]
+            shape, header_bytes = _idx_header(path, head)
+            if check_shape is not None:
+                check_shape(shape)
+            expected = math.prod(shape)
+            says = f"the header says {' x '.join(map(str, shape))} = {expected} bytes of data"
+            # Nothing more is read than the header promises (a huge file is refused unread).
+            size, most = os.fstat(f.fileno()).st_size, header_bytes + expected
+            if size > (most + most // 100 + GZIP_OVERHEAD_BYTES if gz else most):
+                holds = f"{size} bytes of gzip" if gz else f"{size - header_bytes} bytes"
+                raise _damaged(path, f"{says} but the file holds more ({holds}; extra bytes at "
+                                     "the end?)")
+            content += f.read()
     except PermissionError as error:
         raise MNISTError(f"cannot read {path}: {error}. Allow it: chmod u+r {path}") from None
     except OSError as error:
         raise MNISTError(f"cannot read {path}: {error}") from error
-    # Compression is recognised by content, not by name: browsers sometimes unpack a .gz and
-    # keep the name. An IDX file starts with two zero bytes, so it never looks like gzip.
-    gz = content[:2] == b"\x1f\x8b"
-    head = _gunzip(path, content, MAX_HEADER_BYTES) if gz else content[:MAX_HEADER_BYTES]
-    shape, header_bytes = _idx_header(path, head)
-    if check_shape is not None:
-        check_shape(shape)
-    expected = math.prod(shape)
-    says = f"the header says {' x '.join(map(str, shape))} = {expected} bytes of data"
     if gz and header_bytes + expected > MAX_DEFLATE_RATIO * len(content):
         raise _damaged(path, f"{says}, more than {len(content)} bytes of gzip can hold")
     data = _gunzip(path, content, header_bytes + expected + 1) if gz else content
@@ -506,12 +516,14 @@ def download_mnist(
 
     Returns ``dest_dir`` as a Path. Raises :class:`MNISTDownloadError` if a file could not be
     fetched with the right checksum from any mirror: files verified before stay, no partial
-    file is left, and a ``dest_dir`` this call created and left empty is removed.
+    file is left, and the folders this call created (``dest_dir`` and its missing parents)
+    are removed while empty.
     """
     mirrors = MIRRORS if mirrors is None else mirrors
     opener = urllib.request.urlopen if opener is None else opener
     dest_dir = Path(dest_dir).expanduser()
-    created_dest_dir = not dest_dir.exists()
+    # The folders this call creates, innermost first: a failed download removes them again.
+    created = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -532,8 +544,10 @@ def download_mnist(
                 # IncompleteRead is an HTTPException; a malformed URL is a ValueError.
                 failures.append(f"{url}: {error}")
         else:
-            if created_dest_dir and not any(dest_dir.iterdir()):
-                dest_dir.rmdir()  # a failed first download leaves no trace
+            for folder in created:  # a failed first download leaves no trace
+                if any(folder.iterdir()):
+                    break
+                folder.rmdir()
             raise MNISTDownloadError(
                 f"could not download {name} from any mirror:\n    " + "\n    ".join(failures)
             )

@@ -5,7 +5,9 @@ temporary file in the same directory, flushed to disk, and only then renamed ove
 target. ``os.replace`` is atomic on POSIX and Windows, so a reader (or a user pressing
 Ctrl-C mid-save) sees either the old complete file or the new complete file, never half
 of one. Only a process killed outright (SIGKILL, a power cut) leaves its temporary file,
-``.<name>.<8 random characters>.tmp``; :func:`remove_stale_temporaries` clears them.
+``.<name>.npnet-<8 random characters>.tmp``; :func:`remove_stale_temporaries` clears those,
+and nothing else. Reading an ``.npz`` file reads no more than its headers, and the caller,
+allow.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import contextlib
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,8 +38,9 @@ __all__ = [
     "remove_stale_temporaries",
 ]
 
-# The name of atomic_write's temporary files: mkstemp's 8 random characters between them.
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+# The name of atomic_write's temporary files: ".<name>.npnet-" and mkstemp's 8 characters.
+_TEMPORARY_MARK = "npnet-"
+_TEMPORARY = re.compile(r"\..+\.npnet-[a-z0-9_]{8}\.tmp")
 
 
 @contextlib.contextmanager
@@ -57,7 +62,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise IsADirectoryError(f"{target} is a directory; give the path of a file to write "
                                 f"(for example {target / 'model.npz'})")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{_TEMPORARY_MARK}", suffix=".tmp",
+                                    dir=target.parent)
     try:
         # mkstemp makes the file private (0600). Give it the mode of the file it replaces,
         # or that of a new file (0666 less the umask), so others read it as they would any.
@@ -100,12 +106,42 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> No
         if converted[name].dtype == object:
             raise TypeError(f"{name!r} is not an array of numbers (or a list of rows of "
                              "equal length); npnet files hold numbers only")
-    with atomic_write(path, "wb") as f:
+    with _interrupts_deferred(), atomic_write(path, "wb") as f:
         np.savez(f, **converted)
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file written by :func:`save_arrays` (no pickle)."""
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C held back until the block is done, then delivered as it would have been.
+
+    An interrupt inside zipfile (which ``np.savez`` writes with) can leave its writing handle
+    open, and the ZipFile's close then raises a ValueError of its own in place of the
+    KeyboardInterrupt. A save takes a moment; the interrupt waits for it. Signal handlers
+    belong to the main thread, so elsewhere nothing is deferred.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, received[0])
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
+def load_arrays(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file written by :func:`save_arrays` (no pickle).
+
+    Before anything is decompressed, each member's ``.npy`` header is read: an array larger
+    than its member, or members larger than ``max_bytes`` in all (what the caller expects,
+    with room to spare), are refused, so that a damaged or hostile file cannot make NumPy
+    allocate gigabytes.
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a parameter file (.npz)")
@@ -116,6 +152,7 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} holds one array (a .npy file), not named arrays; "
                              "save parameters with npnet.io.save_params (a .npz file)")
     try:
+        _check_npz_sizes(path, max_bytes)
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
@@ -125,6 +162,32 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         ) from error
 
 
+# The .npy header readers by format version (np.savez writes 1.0, or 2.0 for long headers).
+READ_HEADER = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_npz_sizes(path: Path, max_bytes: int | None) -> None:
+    """A ValueError unless every member of the ``.npz`` file ``path`` holds at least the bytes
+    its ``.npy`` header promises, and all of them together at most ``max_bytes``."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        total = sum(member.file_size for member in members)
+        if max_bytes is not None and total > max_bytes:
+            raise ValueError(f"its arrays hold {total} bytes, more than the {max_bytes} "
+                             "expected")
+        for member in members:
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in READ_HEADER:
+                    raise ValueError(f"{member.filename} is a .npy file of version {version}")
+                shape, _, dtype = READ_HEADER[version](f)
+            promised = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if promised > member.file_size:
+                raise ValueError(f"{member.filename} promises {promised} bytes in "
+                                 f"{member.file_size}")
+
+
 def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
     """Save a model's parameters (``model.params``) to an ``.npz`` file, atomically."""
     save_arrays(path, params)
@@ -132,7 +195,9 @@ def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> No
 
 def load_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
     """Copy the arrays saved in ``path`` into ``params`` (``model.params``), in place."""
-    assign_params(params, load_arrays(path), source=str(path))
+    expected = sum(np.asarray(value).size for value in params.values()) * 8  # float64 at most
+    assign_params(params, load_arrays(path, max_bytes=2 * expected + (1 << 20)),
+                  source=str(path))
 
 
 def assign_params(
@@ -191,9 +256,14 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def read_json(path: str | os.PathLike):
-    """Read a JSON file written by :func:`write_json`."""
+    """Read a JSON file written by :func:`write_json`.
+
+    A file nested too deeply for Python's parser is a ValueError, as any other bad JSON."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except RecursionError:
+            raise ValueError(f"{path} is nested too deeply to be a file npnet wrote") from None
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

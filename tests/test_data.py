@@ -354,6 +354,19 @@ def test_gzip_bomb_in_the_data_folder_is_refused_by_load_mnist(fake_originals):
     assert peak_memory_of(load) < 10_000_000
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_a_file_far_larger_than_its_header_is_refused_unread(tmp_path, gz):
+    """A 40 GiB (sparse) file whose header promises 4 images is refused from its size,
+    before anything past the header is read."""
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(np.zeros((4, 28, 28), np.uint8), gz))
+    with open(path, "r+b") as f:
+        f.truncate(40 << 30)
+    with pytest.raises(MNISTError, match="header says 4 x 28 x 28 = 3136 bytes .* holds more"):
+        read_idx(path)
+    assert peak_memory_of(lambda: read_idx(path)) < 1_000_000
+
+
 def test_missing_file_is_mnist_not_found_error(tmp_path):
     with pytest.raises(MNISTNotFoundError, match="does not exist") as caught:
         read_idx(tmp_path / "nothing-here.gz")
@@ -713,6 +726,18 @@ def test_download_falls_back_to_the_next_mirror(tmp_path, mirror):
     dest = tmp_path / "cache"
     download_mnist(dest, mirrors=[url + "gone/", url], progress=False)
     assert sorted(p.name for p in dest.iterdir()) == sorted(data.MNIST_MD5)
+
+
+def test_a_failed_download_removes_the_folders_it_created(tmp_path, mirror):
+    """Into a --data-dir three levels deep that did not exist: nothing is left, while a
+    folder that existed before stays."""
+    url, _ = mirror
+    existing = tmp_path / "home"
+    existing.mkdir()
+    with pytest.raises(data.MNISTDownloadError, match="could not download"):
+        download_mnist(existing / "new" / "deeper" / "mnist", mirrors=[url + "gone/"],
+                       progress=False)
+    assert existing.is_dir() and list(existing.iterdir()) == []
 
 
 def test_wrong_checksum_is_rejected_and_leaves_nothing(tmp_path, mirror, monkeypatch):

@@ -132,21 +132,72 @@ def test_lists_save_like_arrays_and_are_refused_as_the_arrays_to_load_into(tmp_p
 
 
 def test_stale_temporaries_of_npnet_are_removed_and_nothing_else(tmp_path):
-    stale = [tmp_path / ".checkpoint.npz.k3j_x9ab.tmp", tmp_path / ".metrics.json.00000000.tmp"]
+    """Only npnet's own temporaries: a user's .notes.abcdefgh.tmp, or a .bashrc.12345678.tmp
+    another program left, look alike but stay."""
+    stale = [tmp_path / ".checkpoint.npz.npnet-k3j_x9ab.tmp",
+             tmp_path / ".metrics.json.npnet-00000000.tmp"]
     others = [tmp_path / ".notes.tmp", tmp_path / "checkpoint.npz", tmp_path / "a.tmp",
-              tmp_path / ".checkpoint.npz.short.tmp"]
+              tmp_path / ".checkpoint.npz.npnet-short.tmp", tmp_path / ".notes.abcdefgh.tmp",
+              tmp_path / ".bashrc.12345678.tmp", tmp_path / ".checkpoint.npz.k3j_x9ab.tmp"]
     for path in stale + others:
         path.write_bytes(b"x")
-    (tmp_path / ".folder.npz.abcdefgh.tmp").mkdir()
+    (tmp_path / ".folder.npz.npnet-abcdefgh.tmp").mkdir()
     assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
-    assert sorted(tmp_path.iterdir()) == sorted([*others, tmp_path / ".folder.npz.abcdefgh.tmp"])
+    assert sorted(tmp_path.iterdir()) == sorted(
+        [*others, tmp_path / ".folder.npz.npnet-abcdefgh.tmp"])
 
 
-def test_an_interrupted_atomic_write_leaves_a_temporary_that_the_cleanup_finds(tmp_path):
-    """What SIGKILL leaves (no except clause runs): the temporary's name fits the pattern."""
-    import tempfile
+def test_an_interrupted_atomic_write_leaves_a_temporary_that_the_cleanup_finds(
+        tmp_path, monkeypatch):
+    """What SIGKILL leaves (no except clause runs, here: its unlink does nothing): the
+    temporary's name fits the pattern."""
+    from npnet import io as npnet_io
 
-    target = tmp_path / "checkpoint.npz"
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_path)
-    os.close(fd)
-    assert remove_stale_temporaries(tmp_path) == [tmp_path / os.path.basename(name)]
+    monkeypatch.setattr(npnet_io.os, "unlink", lambda name: None)
+    with pytest.raises(RuntimeError), atomic_write(tmp_path / "checkpoint.npz") as f:
+        f.write(b"half")
+        raise RuntimeError("killed")
+    monkeypatch.undo()
+    (left,) = tmp_path.iterdir()
+    assert remove_stale_temporaries(tmp_path) == [left] and not left.exists()
+
+
+def test_ctrl_c_while_np_savez_writes_is_a_keyboard_interrupt_after_the_save(
+        tmp_path, monkeypatch):
+    """An interrupt inside zipfile's writing handle made its close raise "Can't close the ZIP
+    file while there is an open writing handle": Ctrl-C now waits for the save, which
+    completes, and then arrives as the KeyboardInterrupt it is."""
+    import signal
+    import zipfile
+
+    real_close = zipfile._ZipWriteFile.close
+
+    def close_with_ctrl_c(handle):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C, in the middle of the zip's writing
+        real_close(handle)
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "close", close_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        save_params(tmp_path / "model.npz", {"w": np.arange(3.0)})
+    monkeypatch.undo()
+    target = {"w": np.zeros(3)}
+    load_params(tmp_path / "model.npz", target)  # written whole
+    np.testing.assert_array_equal(target["w"], [0.0, 1.0, 2.0])
+
+
+def test_an_npz_whose_arrays_promise_more_than_they_hold_is_refused_unread(tmp_path):
+    """A .npy header that promises a (10^5, 10^5) float64 array in a few bytes, or members
+    far larger than the model's parameters: refused before NumPy allocates anything."""
+    import zipfile
+
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (10**5, 10**5)
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w") as archive, archive.open("w.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(b"\0" * 8)
+    with pytest.raises(ValueError, match=r"w.npy promises 80000000000 bytes"):
+        load_params(bomb, {"w": np.zeros(3)})
+    save_params(tmp_path / "big.npz", {"w": np.zeros(10**6)})  # 8 MB for 3 parameters
+    with pytest.raises(ValueError, match="more than the .* expected"):
+        load_params(tmp_path / "big.npz", {"w": np.zeros(3)})
