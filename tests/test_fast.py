@@ -200,3 +200,25 @@ def test_parallel_log_likelihood_refuses_what_the_core_refuses():
         fast_log_likelihood(model, np.ones((2, 4)), k=0)
     with pytest.raises(ValueError, match="workers .* must be an integer >= 1, got 0"):
         fast_log_likelihood(model, np.ones((2, 4)), k=3, workers=0)
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+def test_adams_loop_compiles_without_a_cache_where_numba_has_no_folder_for_one(
+        monkeypatch, capsys):
+    """A read-only installation and home leave numba no locator: "cannot cache function
+    '_adam_loop': no locator available" at the first step. The loop is compiled for the
+    process instead, with one line saying so, and gives the core's bits."""
+    from numba.core import caching
+
+    from npnet.fast import optim as fast_optim
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])  # no writable folder
+    kernel = fast_optim.adam_kernel.__wrapped__()  # adam_kernel itself is cached
+    assert "no writable folder to cache" in capsys.readouterr().err
+    w, g = np.linspace(-1, 1, 8, dtype=np.float32), np.linspace(1, -1, 8, dtype=np.float32)
+    core = Adam({"w": w.copy()}, lr=0.1)
+    core.step({"w": g})
+    m, v, w_fast = np.zeros(8, np.float32), np.zeros(8, np.float32), w.copy()
+    scalars = (0.9, 0.1, 0.999, 1 - 0.999, 1 - 0.9, 1 - 0.999, 0.1, 1e-8)
+    kernel(w_fast, g, m, v, *map(np.float32, scalars))
+    np.testing.assert_array_equal(w_fast, core.params["w"])

@@ -1704,6 +1704,12 @@ PROBES = [
     Probe("vae-encode-255", "vae().encode(x * 255)", ("[0, 1]",), extra=True),
     Probe("vae-float16", "VAE(16, (8,), 2, rng=0, dtype=np.float16).train_step(x, 0)",
           ("float16",), extra=True),
+    Probe("numba-no-cache-folder", "from numba.core import caching\n"
+          "from npnet.fast.optim import adam_kernel\n"
+          "saved = caching.CacheImpl._locator_classes\n"
+          "caching.CacheImpl._locator_classes = []  # a read-only installation and home\n"
+          "(adam_kernel.__wrapped__(), setattr(caching.CacheImpl, '_locator_classes', saved))",
+          accept="result[0] is not None", extra=True),
 ]
 
 

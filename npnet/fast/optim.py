@@ -15,6 +15,7 @@ without it :class:`FastAdam` runs the core's NumPy passes, with its state still 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from functools import cache
 
 import numpy as np
@@ -50,12 +51,23 @@ def adam_kernel():
     from being vectorised); ``cache=True`` keeps the machine code on disk between runs.
     numba does not contract a multiply and an add into one fused operation unless asked
     (``fastmath``), so every operation rounds as NumPy's does.
+
+    Where numba finds no writable folder for its cache (a read-only installation and a home
+    that is not writable, as in some containers), the loop is compiled for this process
+    only, and one line says so.
     """
     if not numba_available():
         return None
     import numba
 
-    return numba.njit(cache=True, error_model="numpy")(_adam_loop)
+    try:
+        return numba.njit(cache=True, error_model="numpy")(_adam_loop)
+    except RuntimeError as error:  # "cannot cache function ...: no locator available"
+        if "cache" not in str(error):
+            raise
+        print("npnet: numba has no writable folder to cache Adam's compiled loop in (set "
+              "NUMBA_CACHE_DIR to one); compiling it for this run only", file=sys.stderr)
+        return numba.njit(cache=False, error_model="numpy")(_adam_loop)
 
 
 # The dtypes the loop is compiled for: numba has no long double (nor float16) arithmetic.
