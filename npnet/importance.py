@@ -40,6 +40,8 @@ and ``decoder``: ``VAE.log_weights``, ``VAE.log_likelihood`` and ``VAE.train_ste
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import checks
@@ -125,19 +127,30 @@ def log_prior_over_posterior(z: np.ndarray, eps: np.ndarray, logvar: np.ndarray)
     return -0.5 * np.sum(z**2 - eps**2 - logvar, axis=-1)
 
 
-def _sampled_codes(model, x: np.ndarray, eps: np.ndarray):
+class _Samples(NamedTuple):
+    """What :func:`_sampled_codes` computes, and the IWAE step's backward pass reads."""
+
+    z: np.ndarray  # (N, k, J) codes, z_ni = mu_n + sigma_n eps_ni
+    logvar: np.ndarray  # (N, J), clipped as the sampler clips it
+    sigma: np.ndarray  # (N, J), exp(logvar / 2)
+    clipped: np.ndarray  # (N, J) bool, where the clip changed logvar
+    logits: np.ndarray  # (N k, D), the decoder's output for every code
+    targets: np.ndarray  # (N k, D), row n k + i is image n
+    log_px_z: np.ndarray  # (N, k), log p(x_n | z_ni): minus the Bernoulli cross-entropy
+
+
+def _sampled_codes(model, x: np.ndarray, eps: np.ndarray) -> _Samples:
     """The forward pass that the log-weights and the IWAE step share, in the model's dtype:
-    h = encoder(x), [mu, logvar] = the sampler's split of h, z_ni = mu_n + sigma_n eps_ni
-    (N, k, J), the decoder's logits for every z (N k, D), their targets (image n repeated
-    k times), and log p(x_n|z_ni) (N, k), minus the Bernoulli cross-entropy."""
+    h = encoder(x), [mu, logvar] = the sampler's split of h, z = mu + sigma * eps, the
+    decoder's logits for every z, and log p(x|z)."""
     n, k, latent = eps.shape
     mu, logvar, clipped = model.sampler.split(model.encoder.forward(x))
     sigma = np.exp(0.5 * logvar)
     z = mu[:, None, :] + sigma[:, None, :] * eps
     logits = model.decoder.forward(z.reshape(n * k, latent))
-    targets = np.repeat(x, k, axis=0)  # row n k + i is image n
+    targets = np.repeat(x, k, axis=0)
     log_px_z = -bce_with_logits_per_example(logits, targets).reshape(n, k)
-    return z, logvar, sigma, clipped, logits, targets, log_px_z
+    return _Samples(z, logvar, sigma, clipped, logits, targets, log_px_z)
 
 
 def _noise(model, x: np.ndarray, k: int, rng, eps) -> np.ndarray:
@@ -167,9 +180,9 @@ def log_weights(model, x: np.ndarray, k: int, rng: np.random.Generator | int | N
     checks.binary(x, "log_weights")
     k = checks.integer(k, "the number of importance samples k", low=1)
     eps = _noise(model, x, k, rng, eps)
-    z, logvar, _, _, _, _, log_px_z = _sampled_codes(model, x, eps)
-    z64, eps64, logvar64 = (a.astype(np.float64) for a in (z, eps, logvar[:, None, :]))
-    return log_px_z.astype(np.float64) + log_prior_over_posterior(z64, eps64, logvar64)
+    s = _sampled_codes(model, x, eps)
+    z64, eps64, logvar64 = (a.astype(np.float64) for a in (s.z, eps, s.logvar[:, None, :]))
+    return s.log_px_z.astype(np.float64) + log_prior_over_posterior(z64, eps64, logvar64)
 
 
 def iwae_step(model, x: np.ndarray, rng: np.random.Generator | int | None = None,
