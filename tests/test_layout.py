@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "npnet"
 CORE = ["checks", "layers", "patches", "conv", "losses", "optim", "autoencoder",
         "reparameterize", "vae", "importance", "gradcheck"]
-PLUMBING = ["data", "io", "train", "analysis", "plotting", "cli"]
+PLUMBING = ["data", "io", "train", "analysis", "plotting", "cli", "workbook"]
 FAST = sorted(p.stem for p in (PACKAGE / "fast").glob("*.py"))
 
 
