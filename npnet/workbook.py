@@ -782,6 +782,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line, ``python -m npnet.workbook make|grade|list``; returns the exit
+    status (0 when every graded piece passes)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
