@@ -1,17 +1,17 @@
 """Train a denoising autoencoder on MNIST and analyse the residuals of the test images.
 
-    python experiments/dae_mnist.py            # the full run (about 2 minutes on 2 cores)
-    python experiments/dae_mnist.py --quick    # a smoke test on a slice of MNIST
-    python experiments/dae_mnist.py --help
+    python experiments/dae_mnist.py               # the full run, into results/dae/
+    python experiments/dae_mnist.py --quick       # a smoke test, into results/dae-quick/
+    python experiments/dae_mnist.py --arch conv   # the convolutional DAE, into results/dae-conv/
+    python experiments/dae_mnist.py --help        # every option, and the run times
 
-Writes to --out (default results/dae/): residuals_shared_scale.png (figure A: mean residual
+Writes to --out (by default the folders above): residuals_shared_scale.png (figure A: mean residual
 and PC1-PC5 on one shared signed gray scale), residuals_own_scale.png (figure B: each on its
 own scale), examples.png, training_curves.png, metrics.json, model.npz, checkpoint.npz.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
@@ -30,7 +30,7 @@ import numpy as np
 from npnet import analysis, plotting
 from npnet.autoencoder import CORRUPTIONS, DenoisingAutoencoder
 from npnet.cli import (
-    HelpFormatter,
+    ArgumentParser,
     Run,
     add_common_arguments,
     check_model_fits,
@@ -43,6 +43,10 @@ from npnet.cli import (
 )
 from npnet.losses import squared_error_per_image
 
+# Measured: README, "Run times" (the commands and the machine).
+RUN_TIMES = ("Run times on a 2-core machine, about: the full run 3 to 6 minutes, --arch conv "
+             "9 to 11 minutes, --quick a few seconds; longer while other programs use the cores "
+             "(README, \"Run times\").")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 3e-3}
 N_COMPONENTS = 5
 COLLAPSED = 1e-3  # reconstructions whose spread is this small a fraction of the images'
@@ -50,10 +54,8 @@ CHECKED_IMAGES = 1000  # test images whose reconstructions are checked after eve
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=HelpFormatter,
-    )
+    parser = ArgumentParser(prog="dae_mnist.py",
+                            description=__doc__.split("\n\n")[0] + " " + RUN_TIMES)
     model = add_common_arguments(
         parser, epochs=20, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/dae",
         conv_epochs=15, conv_hidden=[256], hidden=[512, 128],
@@ -109,7 +111,8 @@ def main(argv=None) -> None:
         noise_level=args.noise_level, rng=args.seed, arch=args.arch, channels=args.channels,
     )
     optimizer = make_optimizer(args, model.params, DEFAULT_LR)
-    print(f"DAE {describe_arch(args, x_train.shape[1], args.code)} "
+    name = f"DAE {describe_arch(args, x_train.shape[1], args.code)}"  # in every figure's title
+    print(f"{name} "
           f"({args.noise} noise {args.noise_level}), {args.optimizer} lr {args.lr}, "
           f"{len(x_train)} training images")
     history = run.train(model, optimizer, x_train, x_test,
@@ -133,13 +136,13 @@ def main(argv=None) -> None:
     run.figure(
         plotting.signed_images_figure(
             images, titles, shared=True, caption=caption,
-            suptitle="DAE test residuals: one shared scale"),
+            suptitle=f"{name} test residuals: one shared scale"),
         "figure A: shared scale", "residuals_shared_scale.png",
     )
     run.figure(
         plotting.signed_images_figure(
             images, titles, shared=False, caption=caption,
-            suptitle="DAE test residuals: each image on its own scale"),
+            suptitle=f"{name} test residuals: each image on its own scale"),
         "figure B: own scales", "residuals_own_scale.png",
     )
 
@@ -163,8 +166,8 @@ def main(argv=None) -> None:
             np.stack([x_test[examples], noisy_test[examples], denoised[examples],
                       reconstruction[examples]]),
             row_labels=["clean", "corrupted", "denoised", "clean -> recon."],
-            title="Test digits: clean, corrupted, reconstruction of the corrupted, "
-                  "reconstruction of the clean"),
+            title=f"{name}, test digits: clean, corrupted, reconstruction of the\n"
+                  "corrupted, reconstruction of the clean"),
         "example digits", "examples.png",
     )
     run.figure(
@@ -172,7 +175,7 @@ def main(argv=None) -> None:
             {"train (corrupted input)": history["train_loss"],
              "test (corrupted input)": history["test_loss"],
              "test (clean input)": history["test_mse_clean"]},
-            title="DAE training", ylabel="squared error per image"),
+            title=f"{name} training", ylabel="squared error per image"),
         "training curves", "training_curves.png",
     )
 

@@ -1,10 +1,11 @@
 """Train a variational autoencoder on MNIST and interpolate between the codes of test digits.
 
-    python experiments/vae_interp.py            # the full run (about 3 minutes on 2 cores)
-    python experiments/vae_interp.py --quick    # a smoke test on a slice of MNIST
-    python experiments/vae_interp.py --help
+    python experiments/vae_interp.py               # the full run, into results/vae/
+    python experiments/vae_interp.py --quick       # a smoke test, into results/vae-quick/
+    python experiments/vae_interp.py --arch conv   # the convolutional VAE, into results/vae-conv/
+    python experiments/vae_interp.py --help        # every option, and the run times
 
-Writes to --out (default results/vae/): interpolation_same_digit.png and
+Writes to --out (by default the folders above): interpolation_same_digit.png and
 interpolation_different_digits.png (10 x 9: test image, 7 decoded interpolates, test image),
 prior_samples.png, reconstructions.png, training_curves.png, with --latent 2 also
 latent_manifold.png and latent_scatter.png; metrics.json (with the pairs' test indices),
@@ -13,7 +14,6 @@ model.npz, checkpoint.npz.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from npnet import analysis, plotting
 from npnet.cli import (
-    HelpFormatter,
+    ArgumentParser,
     Run,
     add_common_arguments,
     check_model_fits,
@@ -46,6 +46,10 @@ from npnet.cli import (
 )
 from npnet.vae import VAE
 
+# Measured: README, "Run times" (the commands and the machine).
+RUN_TIMES = ("Run times on a 2-core machine, about: the full run 3.5 to 5 minutes, --arch conv "
+             "8 to 18 minutes, --quick a few seconds; longer while other programs use the "
+             "cores (README, \"Run times\").")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
 # The convolutional VAE tolerates twice Adam's step, and needs it to beat the dense model
 # within its shorter run (3 epochs: test negative ELBO 106.1 against 108.5 with 1e-3).
@@ -54,10 +58,8 @@ N_PAIRS, N_INTERPOLATES = 10, 7
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=HelpFormatter,
-    )
+    parser = ArgumentParser(prog="vae_interp.py",
+                            description=__doc__.split("\n\n")[0] + " " + RUN_TIMES)
     model = add_common_arguments(
         parser, epochs=30, batch_size=128, optimizer="adam", lr=DEFAULT_LR, out="results/vae",
         conv_epochs=12, conv_hidden=[512], conv_lr=CONV_LR, hidden=[512, 256],
@@ -101,16 +103,17 @@ def figure_pairs(y_test: np.ndarray, seed: int, same_label: bool) -> np.ndarray:
                  f"their pairs: {error}")
 
 
-def draw_interpolations(model, run, x_test, y_test, pairs, same_label: bool, name: str) -> dict:
+def draw_interpolations(model, run, x_test, y_test, pairs, same_label: bool, name: str,
+                        model_name: str) -> dict:
     kind = "same digit" if same_label else "different digits"
     run.figure(
         plotting.image_grid_figure(
             interpolation_rows(model, x_test, pairs),
             row_labels=[f"{y_test[a]} -> {y_test[b]}" for a, b in pairs],
             column_titles=["test A"] + [f"{k}/8" for k in range(1, 8)] + ["test B"],
-            title=f"VAE latent interpolation, {N_PAIRS} pairs of {kind}",
+            title=f"{model_name} latent interpolation,\n{N_PAIRS} pairs of {kind}",
             caption="Columns 1 and 9: real test images. Columns 2-8: decoded from "
-                    "z = (1 - t) mu_A + t mu_B, t = k/8 (Bernoulli means)."),
+                    "z = (1 - tau) mu_A + tau mu_B, tau = i/8 (Bernoulli means)."),
         f"interpolation, {kind}", name,
     )
     return {
@@ -130,46 +133,53 @@ def main(argv=None) -> None:
     model = VAE(pixels, tuple(args.hidden), args.latent, beta=args.beta, rng=args.seed,
                 arch=args.arch, channels=args.channels)
     optimizer = make_optimizer(args, model.params, DEFAULT_LR, CONV_LR)
-    print(f"VAE {describe_arch(args, pixels, args.latent)} "
-          f"(beta {args.beta}), {args.optimizer} lr {args.lr}, {len(x_train)} training images")
+    name = f"VAE {describe_arch(args, pixels, args.latent)}"  # in every figure's title
+    print(f"{name} (beta {args.beta}), {args.optimizer} lr {args.lr}, "
+          f"{len(x_train)} training images")
     same, different = (figure_pairs(y_test, args.seed, same_label) for same_label in (True, False))
     history = run.train(model, optimizer, x_train, x_test)
 
     pairs = {
         "same_digit": draw_interpolations(
-            model, run, x_test, y_test, same, True, "interpolation_same_digit.png"),
+            model, run, x_test, y_test, same, True, "interpolation_same_digit.png", name),
         "different_digits": draw_interpolations(
-            model, run, x_test, y_test, different, False, "interpolation_different_digits.png"),
+            model, run, x_test, y_test, different, False, "interpolation_different_digits.png",
+            name),
     }
 
     rng = np.random.default_rng([args.seed, 4])
     samples = model.decode(rng.standard_normal((64, args.latent)).astype(np.float32))
     run.figure(
         plotting.image_grid_figure(samples.reshape(8, 8, -1),
-                                   title="Decoded samples z ~ N(0, I)"),
+                                   title=f"{name}:\ndecoded samples z ~ N(0, I)"),
         "samples from the prior", "prior_samples.png",
     )
     shown = x_test[:12]
     run.figure(
         plotting.image_grid_figure(np.stack([shown, model.reconstruct(shown)]),
                                    row_labels=["test image", "decoded mu"],
-                                   title="VAE reconstructions of test digits"),
+                                   title=f"{name} reconstructions of test digits"),
         "test reconstructions", "reconstructions.png",
     )
+    # The loss is the negative ELBO for beta = 1, recon + beta KL otherwise.
+    loss = "negative ELBO" if args.beta == 1 else f"loss (recon. + {args.beta:g} KL)"
     run.figure(
         plotting.training_curves_figure(
-            {name: history[f"test_{name}"] for name in ("loss", "recon", "kl")}
-            | {"train loss": history["train_loss"]},
-            title="VAE on MNIST (test set unless marked)", ylabel="nats per image"),
+            {f"test {loss}": history["test_loss"],
+             "test reconstruction": history["test_recon"],
+             "test KL": history["test_kl"],
+             f"train {loss}": history["train_loss"]},
+            title=f"{name} on MNIST", ylabel="nats per image"),
         "training curves", "training_curves.png",
     )
     if args.latent == 2:
         codes, _ = model.encode(x_test)
-        run.figure(plotting.latent_scatter_figure(codes, y_test),
+        run.figure(plotting.latent_scatter_figure(codes, y_test, title=f"{name}: test codes"),
                    "latent scatter", "latent_scatter.png")
         extent, side = (-2.5, 2.5, -2.5, 2.5), 15
         z = analysis.latent_grid(extent, side, side).reshape(-1, 2).astype(np.float32)
-        run.figure(plotting.manifold_figure(model.decode(z).reshape(side, side, -1), extent),
+        run.figure(plotting.manifold_figure(model.decode(z).reshape(side, side, -1), extent,
+                                            title=f"{name}: decoded 2-D latent grid"),
                    "decoded 2-D manifold", "latent_manifold.png")
 
     final = {name: history[f"test_{name}"][-1] for name in ("loss", "recon", "kl")}

@@ -17,15 +17,15 @@ images (one fixed binarisation), and the active latent units are counted
 (docs/10-likelihoods.md). The paper's Table 1: VAE 86.76 nats, IWAE k = 5 85.54, k = 50
 84.78.
 
-Writes to --out (default results/likelihood/): metrics.json (test log p(x), its standard
-error, active units, wall times), training_curves.png, prior_samples.png, model.npz,
-checkpoint.npz. An interrupted run continues with --resume; --resume on a finished run
-evaluates it again (with another --eval-k, say).
+Writes to --out (default results/likelihood/, results/likelihood-quick/ with --quick):
+metrics.json (test log p(x), its standard error, active units, wall times),
+training_curves.png, prior_samples.png, model.npz, checkpoint.npz. An interrupted run
+continues with --resume; --resume on a finished run evaluates it again (with another
+--eval-k, say).
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
@@ -43,11 +43,12 @@ import numpy as np
 
 from npnet import analysis, plotting
 from npnet.cli import (
-    HelpFormatter,
+    ArgumentParser,
     Run,
     add_common_arguments,
     check_model_fits,
     describe_arch,
+    duration,
     estimate_test_log_likelihood,
     exits_cleanly,
     load_data,
@@ -57,7 +58,12 @@ from npnet.cli import (
 )
 from npnet.vae import OBJECTIVES, VAE
 
+# Measured: README, "Run times" (the commands and the machine).
+RUN_TIMES = ("Run times on a 2-core machine, about: the default run 35 minutes to over an hour "
+             "(training, then log p(x) with k = 5000), --quick a few seconds (README, "
+             "\"Run times\").")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
+TEST_CURVE_IMAGES = 1000  # test images evaluated after every epoch (the training curve)
 ADAM_EPS = 1e-4  # Burda et al.'s, against Adam's usual 1e-8
 PAPER_NATS = {("elbo", 1): 86.76, ("iwae", 5): 85.54, ("iwae", 50): 84.78}  # Table 1
 SHORT_EPOCHS, PAPER_EPOCHS = 240, 3280
@@ -65,14 +71,12 @@ QUICK_EVAL_K = 50
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=HelpFormatter,
-    )
+    parser = ArgumentParser(prog="vae_likelihood.py",
+                            description=__doc__.split("\n\n")[0] + " " + RUN_TIMES)
     model = add_common_arguments(
         parser, epochs=SHORT_EPOCHS, batch_size=20, optimizer="adam", lr=DEFAULT_LR,
         out="results/likelihood", conv_epochs=SHORT_EPOCHS, conv_hidden=[200],
-        hidden=[200, 200], lr_schedule="burda", binarize="dynamic",
+        hidden=[200, 200], lr_schedule="burda", binarize="dynamic", conv=False,
     )
     model.add_argument("--latent", type=positive_int, default=50, help="latent dimension J")
     model.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
@@ -94,7 +98,8 @@ def parse_args(argv=None):
     if args.arch != "dense":
         parser.error(f"--arch {args.arch}: the protocol is Burda et al.'s dense model, whose "
                      "decoder ends in a Dense layer with one output bias per pixel (set to the "
-                     "logit of the mean image); use --arch dense (the default)")
+                     "logit of the mean image): this script trains that model only; leave "
+                     "--arch out")
     if args.k is None:
         args.k = 5 if args.objective == "iwae" else 1
     if args.objective == "elbo" and args.k != 1:
@@ -125,11 +130,14 @@ def main(argv=None) -> None:
                 objective=args.objective, k=args.k)
     model.init_output_bias(x_train)
     optimizer = make_optimizer(args, model.params, DEFAULT_LR, adam_eps=ADAM_EPS)
-    print(f"VAE {describe_arch(args, pixels, args.latent)} ({args.activation}), objective "
+    name = f"VAE {describe_arch(args, pixels, args.latent)}"  # in every figure's title
+    print(f"{name} ({args.activation}), objective "
           f"{args.objective} k = {args.k}, {args.optimizer} lr {args.lr} "
-          f"({args.lr_schedule} schedule), batch {args.batch_size}, {args.epochs} epochs, "
+          f"({args.lr_schedule} schedule), batch {args.batch_size}, "
+          f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, "
           f"{len(x_train)} training images binarised {args.binarize}")
-    history = run.train(model, optimizer, x_train, x_test[:1000])
+    x_curve = x_test[:TEST_CURVE_IMAGES]
+    history = run.train(model, optimizer, x_train, x_curve)
     training_seconds = float(np.sum(history["epoch_seconds"]))
 
     estimates, eval_seconds = estimate_test_log_likelihood(model, x_eval, args.eval_k, args)
@@ -140,12 +148,13 @@ def main(argv=None) -> None:
     rng = np.random.default_rng([args.seed, 4])
     samples = model.decode(rng.standard_normal((64, args.latent)).astype(np.float32))
     run.figure(plotting.image_grid_figure(samples.reshape(8, 8, -1),
-                                          title="Bernoulli means of z ~ N(0, I)"),
+                                          title=f"{name}:\nBernoulli means of z ~ N(0, I)"),
                "samples from the prior", "prior_samples.png")
     run.figure(
         plotting.training_curves_figure(
-            {"train": history["train_loss"], "test (1,000 images)": history["test_loss"]},
-            title=f"{args.objective} k = {args.k} on binarised MNIST",
+            {"train": history["train_loss"],
+             f"test ({len(x_curve):,} images)": history["test_loss"]},
+            title=f"{name}, {args.objective} k = {args.k}, on binarised MNIST",
             ylabel="negative bound, nats per image"),
         "training curves", "training_curves.png")
 
@@ -165,8 +174,8 @@ def main(argv=None) -> None:
         f"test -log p(x) {nll:.2f} nats (k = {args.eval_k}, {len(x_eval)} test images"
         + (f", standard error {stderr:.2f}" if stderr is not None else "") + ")"
         + (f"; Burda et al.'s Table 1: {paper}" if paper is not None else "")
-        + f"\nactive units {count} of {args.latent}; training {training_seconds:.0f} s, "
-        f"log p(x) {eval_seconds:.0f} s",
+        + f"\nactive units {count} of {args.latent}; training {duration(training_seconds)}, "
+        f"log p(x) {duration(eval_seconds)}",
     )
 
 

@@ -6,7 +6,10 @@ behave the same way (``--quick``, ``--resume``, ``--seed``, ``--no-fast``, progr
 the files written and the summary printed at the end).
 
 An output folder holds one run: a run refuses to start in a folder that holds another unless
-told ``--resume`` (continue it) or ``--overwrite`` (delete it first). Each run has an id
+told ``--resume`` (continue it) or ``--overwrite`` (delete it first), in a line or two (never
+argparse's usage block). The default folders keep a ``--quick`` run (``results/dae-quick``)
+and an ``--arch conv`` run (``results/dae-conv``) out of the full run's way (``results/dae``),
+and a run that fails before writing anything leaves no empty folder behind. Each run has an id
 (seed, start time, random suffix), recorded in its checkpoint and in metrics.json, which is
 written last and lists the run's files: a folder without metrics.json holds an unfinished
 run, and a file that metrics.json does not list is not from that run.
@@ -34,9 +37,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from . import data as mnist
 from . import fast
 from .autoencoder import ARCHITECTURES
-from .data import BINARIZATIONS, TEST_BINARIZATION_SEED, MNISTError, binarize, load_mnist
+from .data import (
+    BINARIZATIONS,
+    TEST_BINARIZATION_SEED,
+    MNISTError,
+    MNISTNotFoundError,
+    binarize,
+    load_mnist,
+)
 from .fast.likelihood import log_likelihood as fast_log_likelihood
 from .fast.optim import numba_available
 from .fast.parallel import available_cores
@@ -52,9 +63,9 @@ from .train import (
     fit,
 )
 
-__all__ = ["HelpFormatter", "add_common_arguments", "load_data", "make_optimizer", "Run",
-           "exits_cleanly", "check_model_fits", "resolve_arch",
-           "describe_arch", "estimate_test_log_likelihood"]
+__all__ = ["ArgumentParser", "HelpFormatter", "add_common_arguments", "load_data",
+           "make_optimizer", "Run", "exits_cleanly", "duration", "check_model_fits",
+           "resolve_arch", "describe_arch", "estimate_test_log_likelihood"]
 
 QUICK_TRAIN, QUICK_TEST = 2000, 500  # --quick: a slice of MNIST for smoke tests
 CONV_CHANNELS = [32, 64]  # --arch conv: 28x28x1 -> 14x14x32 -> 7x7x64
@@ -64,6 +75,9 @@ LR_SCHEDULES = {"constant": None, "cosine": cosine_decay, "burda": burda_schedul
 
 
 _interrupted = False  # Ctrl-C was pressed (exits_cleanly's handler)
+# Folders this run created (--out and the folders above it), deepest last: a run that ends
+# in an error removes those it left empty (exits_cleanly), so that it leaves nothing behind.
+_created_folders: list[Path] = []
 # A disk or quota that is full, a file too large, a read-only file system: the run cannot go
 # on, and exits_cleanly says so in one line.
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -92,12 +106,15 @@ def exits_cleanly(main):
     @functools.wraps(main)
     def main_without_traceback(argv=None):
         global _interrupted
-        _interrupted, previous = False, None
+        _interrupted, previous, finished = False, None, False
+        _created_folders.clear()
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, _on_ctrl_c)
         hook, sys.unraisablehook = sys.unraisablehook, _unraisable_hook
         try:
-            return main(argv)
+            result = main(argv)
+            finished = True
+            return result
         except KeyboardInterrupt:
             print("\ninterrupted (Ctrl-C); every file written so far is whole: rerun with "
                   "--resume to finish the run", file=sys.stderr)
@@ -109,11 +126,37 @@ def exits_cleanly(main):
                      "Every file written before is whole (npnet writes atomically); free "
                      "some space or give another --out, then rerun with --resume")
         finally:
+            if not finished:
+                _remove_empty_folders(_created_folders)
+            _created_folders.clear()
             sys.unraisablehook = hook
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
     return main_without_traceback
+
+
+def _folders_to_create(folder: Path) -> list[Path]:
+    """The folders that creating ``folder`` (with its parents) would create, outermost
+    first."""
+    missing = []
+    for path in [folder, *folder.parents]:
+        if path.exists() or path.is_symlink():
+            break
+        missing.append(path)
+    return missing[::-1]
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (outermost first) that is empty, innermost first; a folder
+    that holds anything is kept, and with it every folder above it."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty, or not ours to remove: keep it and the folders above
+            return
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -173,6 +216,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """The experiment scripts' parser: ``--help`` through :class:`HelpFormatter`, and a
+    refusal (a bad option, or a run that cannot start) printed as ``prog: error: ...``
+    alone, without argparse's usage block, which ``--help`` shows; exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def add_common_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -187,16 +243,24 @@ def add_common_arguments(
     conv_lr: dict[str, float] | None = None,
     lr_schedule: str = "cosine",
     binarize: str = "none",
+    conv: bool = True,
 ):
     """Options both experiments take, with each experiment's own defaults.
+
+    ``out`` is the full dense run's folder; a ``--quick`` run writes to ``out-quick``, an
+    ``--arch conv`` run to ``out-conv`` (``out-conv-quick`` with both), so that a smoke run
+    or a convolutional run never stands in the way of the full dense run. ``conv=False``: the
+    script trains the dense model only, and ``--help`` does not offer ``--arch`` (the script
+    refuses it, saying why).
 
     Returns the "model" argument group, which already holds ``--hidden``, for the script to
     add its own model options to.
     """
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=None,
-                       help="passes over the 60,000 training images "
-                       f"(default: {epochs}, {conv_epochs} with --arch conv; 1 with --quick)")
+                       help="passes over the 60,000 training images (default: "
+                       + (f"{epochs}, {conv_epochs} with --arch conv" if conv else f"{epochs}")
+                       + "; 1 with --quick)")
     # Resolved, then removed, by Run:
     parser.set_defaults(full_run_epochs={"dense": epochs, "conv": conv_epochs})
     train.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -226,10 +290,12 @@ def add_common_arguments(
                        f"{available_cores()} cores here (default: %(default)s)")
     train.add_argument("--blas-threads", type=blas_threads_value, default="auto",
                        help="threads of NumPy's matrix products: auto = the fastest count "
-                       "at the start, kept for the run (recorded in metrics.json; give that "
-                       "number to repeat a run bit for bit); adapt = also re-timed during "
-                       "the run, which changes the last bits when it switches; or a number "
-                       "(npnet/fast/threads.py; default: %(default)s)")
+                       "at the start, kept for the run (printed at the end and recorded in "
+                       "metrics.json: that number repeats a run bit for bit on the same kind "
+                       "of processor, while another count gives slightly different results); "
+                       "adapt = also re-timed during the run, switching when the machine's "
+                       "load changes; or a number (npnet/fast/threads.py; default: "
+                       "%(default)s)")
     train.add_argument("--binarize", choices=BINARIZATIONS, default=binarize,
                        help="none = gray pixels in [0, 1]; dynamic = a fresh 0/1 draw "
                        "(pixel = 1 with probability its gray value) of every training batch; "
@@ -244,9 +310,12 @@ def add_common_arguments(
                      help="folder with the four MNIST files (flat, or torchvision's "
                      "MNIST/raw/); default: $NPNET_DATA, then data_mnist/ beside the project, "
                      "then ~/.cache/npnet/mnist")
-    run.add_argument("--out", type=out_folder, default=Path(out),
+    run.add_argument("--out", type=out_folder, default=None,
                      help="output folder for figures, metrics.json, checkpoint and model "
-                     "(default: %(default)s)")
+                     f"(default: {out}; {out}-quick with --quick"
+                     + (f", {out}-conv with --arch conv, {out}-conv-quick with both"
+                        if conv else "") + ")")
+    parser.set_defaults(default_out=out)  # resolved, then removed, by Run
     run.add_argument("--no-verify", action="store_true",
                      help="load MNIST files that are not the originals (deliberately modified "
                      "data) without refusing them; by default the image counts and the files' "
@@ -259,22 +328,26 @@ def add_common_arguments(
                        help="delete the run already in --out (its checkpoint, model, metrics "
                        "and the files its metrics.json lists) and start afresh")
     run.add_argument("--quick", action="store_true",
-                     help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
-                     "1 epoch unless --epochs is given (a few seconds)")
+                     help=f"smoke test: {QUICK_TRAIN:,} training and {QUICK_TEST} test images, "
+                     "1 epoch unless --epochs is given (a few seconds): checks that "
+                     "everything runs, not a trained model")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = parser.add_argument_group("model")
     model.add_argument("--arch", choices=list(ARCHITECTURES), default="dense",
                        help="dense = Dense layers only; conv = 3x3 stride-2 convolutions "
                        "first (28x28 -> 14x14 -> 7x7), transposed convolutions back "
-                       "(docs/09-convolutions.md) (default: %(default)s)")
+                       "(docs/09-convolutions.md) (default: %(default)s)"
+                       if conv else argparse.SUPPRESS)
     model.add_argument("--channels", type=positive_int, nargs="+", default=None,
                        help="with --arch conv: the convolutions' output channels, encoder "
-                       f"order (default: {' '.join(map(str, CONV_CHANNELS))})")
+                       f"order (default: {' '.join(map(str, CONV_CHANNELS))})"
+                       if conv else argparse.SUPPRESS)
     model.add_argument("--hidden", type=positive_int, nargs="*", default=None,
                        help="encoder hidden Dense widths, outermost first; the decoder "
-                       f"mirrors them (default: {' '.join(map(str, hidden))} for --arch "
-                       f"dense; {' '.join(map(str, conv_hidden))} for --arch conv, between "
-                       "the last convolution and the code; --hidden alone: none)")
+                       f"mirrors them (default: {' '.join(map(str, hidden))}"
+                       + (f" for --arch dense; {' '.join(map(str, conv_hidden))} for --arch "
+                          "conv, between the last convolution and the code" if conv else "")
+                       + "; --hidden alone: none)")
     # Resolved, then removed, by resolve_arch:
     parser.set_defaults(default_hidden={"dense": hidden, "conv": conv_hidden})
     return model
@@ -295,9 +368,11 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST (x_train, y_train, x_test, y_test), binarised as ``--binarize`` says (the test set
     with :data:`npnet.data.TEST_BINARIZATION_SEED`), sliced for ``--quick``; exits on bad
     data."""
-    try:
+    try:  # (a download that fails removes the folders it created: npnet.data)
         x_train, y_train = load_mnist("train", data_dir=args.data_dir, verify=not args.no_verify)
         x_test, y_test = load_mnist("test", data_dir=args.data_dir, verify=not args.no_verify)
+    except MNISTNotFoundError as error:
+        sys.exit(_mnist_not_found(error, args.data_dir))
     except MNISTError as error:
         sys.exit(f"error: {error}")
     if args.binarize != "none":  # before --quick's slice: the same test images either way
@@ -311,6 +386,25 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sys.exit(f"error: the training set has {len(x_train)} images, fewer than one batch "
                  f"(--batch-size {args.batch_size}); choose a smaller --batch-size")
     return x_train, y_train, x_test, y_test
+
+
+def _mnist_not_found(error: MNISTNotFoundError, data_dir: str | None) -> str:
+    """The message of a run that found no MNIST files: first what to type, then what
+    load_mnist searched and why its download failed (without its advice to Python callers,
+    which a script's user does not make)."""
+    beside, cache = mnist.BESIDE_PROJECT_DIR, mnist._download_dir(None)
+    if data_dir is not None:
+        fix = (f"error: --data-dir {data_dir} does not hold the MNIST files (and downloading "
+               "them there failed). Give --data-dir the folder that holds the four files, or "
+               f"leave it out to search $NPNET_DATA, {beside} and {cache}.")
+    else:
+        fix = ("error: the MNIST files were not found, and downloading them failed. Rerun "
+               "with --data-dir FOLDER, the folder that holds the four files (or set "
+               f"NPNET_DATA=FOLDER), or put them in {beside}/; with a network connection, "
+               f"the same command downloads them into {cache}.")
+    details = [line for line in str(error).splitlines()
+               if not line.startswith("load_mnist(") and line != mnist.HOW_TO_POINT_AT_FILES]
+    return "\n".join([fix, "", *details])
 
 
 def estimate_test_log_likelihood(model, x: np.ndarray, k: int, args) -> tuple[np.ndarray, float]:
@@ -408,13 +502,18 @@ def make_optimizer(args, params: dict, default_lr: dict[str, float],
 
 
 def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
-    """Create ``--out`` and make sure files can be written there, before any training."""
+    """Create ``--out`` and make sure files can be written there, before any training. The
+    folders created are recorded, for a run that fails to remove them (:func:`exits_cleanly`)."""
     if folder.exists() and not folder.is_dir():
         parser.error(f"--out {folder} is a file; give a folder (it is created if missing)")
     try:
+        created = _folders_to_create(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        # Named like atomic_write's temporaries, so that a kill leaves nothing for good.
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".npnet-write-test.", suffix=".tmp"):
+        _created_folders.extend(created)
+        # Named like atomic_write's temporaries (".NAME.npnet-XXXXXXXX.tmp"), so that a kill
+        # leaves nothing for good: the next run's remove_stale_temporaries clears it.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test.npnet-",
+                                         suffix=".tmp"):
             pass
     except OSError as error:
         parser.error(f"cannot write to --out {folder}: {error.strerror or error}; "
@@ -429,9 +528,9 @@ def _check_one_run(args, parser: argparse.ArgumentParser) -> None:
             parser.error(f"{args.out / name} is not a file (a folder?); move it out of --out "
                          "or give another --out")
     if held and not (args.resume or args.overwrite):
-        parser.error(f"--out {args.out} already holds a run ({', '.join(held)}). Pass --resume "
-                     "to continue it (or to redraw its figures), --overwrite to delete it and "
-                     "start afresh, or give another --out")
+        parser.error(f"--out {args.out} already holds a run ({', '.join(held)}).\nAdd --resume "
+                     "to continue it (or to redraw its figures), --overwrite to replace it, or "
+                     "give another --out.")
     if held and args.resume and "checkpoint.npz" not in held:
         parser.error(f"--out {args.out} holds a run ({', '.join(held)}) but no checkpoint.npz "
                      "to resume; pass --overwrite to delete it and start afresh, or give "
@@ -464,8 +563,12 @@ class Run:
 
     def __init__(self, args, parser: argparse.ArgumentParser):
         full_run_epochs = vars(args).pop("full_run_epochs")  # not a setting to record
+        default_out = vars(args).pop("default_out")
         if args.epochs is None:
             args.epochs = 1 if args.quick else full_run_epochs[args.arch]
+        if args.out is None:  # a smoke run and a conv run do not stand in the full run's way
+            args.out = Path(default_out + ("-conv" if args.arch == "conv" else "")
+                            + ("-quick" if args.quick else ""))
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
         if args.threads > args.batch_size:
@@ -558,7 +661,7 @@ class Run:
             # An older checkpoint has no count: it trained with the BLAS's default.
             args.blas_threads = checkpoint_config(checkpoint).get("blas_threads")
             log(f"BLAS threads: {args.blas_threads or 'the BLAS default'}, as the checkpoint "
-                "was trained (the count changes the results' last bits)")
+                "was trained (another count would give slightly different numbers)")
         if args.no_fast:
             trainer = model if args.blas_threads is None else BlasThreads(
                 model, args.blas_threads, log=log)
@@ -573,11 +676,25 @@ class Run:
 
     def figure(self, fig, description: str, name: str) -> None:
         """Save a figure as ``--out``/name, listed in the summary under ``description``."""
-        from .plotting import save_figure  # matplotlib, only once there are figures
+        from . import plotting  # matplotlib, only once there are figures
 
         if _interrupted:  # a Ctrl-C that a callback swallowed while the last figure closed
             raise KeyboardInterrupt
-        save_figure(fig, self.wrote(description, self.args.out / name), run_id=self.run_id)
+        if self.args.quick:
+            plotting.mark_smoke_test(fig, self.smoke_test_note())
+        plotting.save_figure(fig, self.wrote(description, self.args.out / name),
+                             run_id=self.run_id)
+
+    def smoke_test_note(self) -> str:
+        """What a ``--quick`` run's figures say of it."""
+        epochs = self.history_epochs()
+        return (f"SMOKE TEST (--quick): {_plural(epochs, 'epoch')} on {QUICK_TRAIN:,} "
+                "images, not a trained model")
+
+    def history_epochs(self) -> int:
+        """Epochs trained (as the history says), or --epochs before training."""
+        history = getattr(self, "history", None) or {}
+        return len(history.get("train_loss", [])) or self.args.epochs
 
     def finish(self, metrics: dict, headline: str) -> None:
         """Write metrics.json (``metrics`` plus the history, wall time, settings and
@@ -589,10 +706,51 @@ class Run:
                    "environment": self.environment(),
                    "files": [path.name for _, path in self.written]}
         write_json(self.wrote("metrics", self.args.out / "metrics.json"), metrics)
-        print(f"\n{headline}\nwall time {self.seconds:.1f} s; wrote:")
+        print()
+        if self.args.quick:  # first: the numbers below are not a trained model's
+            print(self.smoke_test_summary())
+        print(headline)
+        print(self.blas_summary(metrics["environment"]))
+        print(f"wall time {duration(self.seconds)}; wrote:")
         width = max(len(d) for d, _ in self.written)
         for description, path in self.written:
             print(f"  {description:<{width}}  {path}")
+
+    def smoke_test_summary(self) -> str:
+        """The summary's lines for a ``--quick`` run: a smoke test, not a trained model."""
+        return (f"SMOKE TEST (--quick): {_plural(self.history_epochs(), 'epoch')} on "
+                f"{QUICK_TRAIN:,} training images. The numbers below show that everything "
+                "runs, not what the model learns:\na model trained this briefly is expected to "
+                "do badly (a DAE worse than the noisy input, a VAE drawing gray blobs). For the "
+                "real run, drop --quick.")
+
+    def blas_summary(self, environment: dict) -> str:
+        """Which BLAS, kernels and thread count computed the numbers (as metrics.json's
+        environment and settings record them): another count or processor gives slightly
+        different ones (README, "Reproducibility")."""
+        blas = environment.get("blas") or []
+        library = ", ".join(
+            " ".join(str(part) for part in (pool.get("library"), pool.get("version")) if part)
+            + (f" ({pool['kernels']} kernels)" if pool.get("kernels") else "")
+            for pool in blas) or "NumPy's BLAS"
+        count = self.args.blas_threads
+        if self.args.threads > 1:
+            threads, repeat = (f"{self.args.threads} shards (--threads), each with its share "
+                               "of the threads", "The same command")
+        elif isinstance(count, int):
+            threads = _plural(count, "thread")
+            repeat = f"The same command with --blas-threads {count}"
+        elif count == "adapt":
+            return (f"BLAS: {library}, a thread count re-timed during the run (--blas-threads "
+                    "adapt).\nAnother run may switch at other steps and differ slightly; "
+                    "--blas-threads N repeats a run bit for bit (README: Reproducibility).")
+        else:  # resumed from a checkpoint that trained with the BLAS's default
+            default = blas[0].get("default_threads") if blas else None
+            threads = "the BLAS's default count of threads" + (f" ({default})" if default else "")
+            repeat = "The same command"
+        return (f"BLAS: {library}, {threads} (metrics.json: environment, settings).\n"
+                f"{repeat} repeats these numbers bit for bit on this kind of processor; another "
+                "count or processor moves them slightly (README: Reproducibility).")
 
     def settings(self) -> dict:
         """Every option, as recorded in metrics.json."""
@@ -635,3 +793,20 @@ class Run:
     def seconds(self) -> float:
         """Wall time since the run started."""
         return time.perf_counter() - self.started
+
+
+def _plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def duration(seconds: float) -> str:
+    """A time for a person: ``0.4 s``, ``12 s``, ``5.4 min``, ``1 h 05 min``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"

@@ -169,11 +169,14 @@ READ_HEADER = {(1, 0): np.lib.format.read_array_header_1_0,
 
 def _check_npz_sizes(path: Path, max_bytes: int | None) -> None:
     """A ValueError unless every member of the ``.npz`` file ``path`` holds at least the bytes
-    its ``.npy`` header promises, and all of them together at most ``max_bytes``."""
+    its ``.npy`` header promises, and all of them together at most ``max_bytes`` (by default
+    16 times the file's size, and a MiB: a small file that deflates to gigabytes is refused)."""
+    if max_bytes is None:  # npnet writes uncompressed: allow some compression, not a bomb
+        max_bytes = 16 * path.stat().st_size + (1 << 20)
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
         total = sum(member.file_size for member in members)
-        if max_bytes is not None and total > max_bytes:
+        if total > max_bytes:
             raise ValueError(f"its arrays hold {total} bytes, more than the {max_bytes} "
                              "expected")
         for member in members:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from npnet.io import atomic_write
 
@@ -41,6 +42,7 @@ __all__ = [
     "residual_pca_titles",
     "tile_images",
     "save_figure",
+    "mark_smoke_test",
     "signed_images_figure",
     "image_grid_figure",
     "training_curves_figure",
@@ -169,29 +171,68 @@ def tile_images(images: np.ndarray, pad: int = 2, pad_value: float = 0.5) -> np.
     return tiled
 
 
+def wrap_evenly(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` characters, as few as ``textwrap`` needs, but
+    of even lengths: no last line holding a single word where two fit.
+
+    Among the wraps with that many lines (greedy from the first word, and greedy from the
+    last, at every narrower width), the one whose last line is not alone and whose lines
+    differ least in length."""
+    count = len(textwrap.wrap(text, width))
+    candidates = []
+    for narrower in range(width, 0, -1):
+        forward = textwrap.wrap(text, narrower)
+        backward = [" ".join(line.split()[::-1]) for line in
+                    textwrap.wrap(" ".join(text.split()[::-1]), narrower)][::-1]
+        candidates += [lines for lines in (forward, backward) if len(lines) == count]
+    if not candidates:
+        return "\n".join(textwrap.wrap(text, width))
+    return "\n".join(min(candidates, key=lambda lines: (
+        len(lines) > 1 and " " not in lines[-1],  # a lone last word: last resort
+        max(map(len, lines)) - min(map(len, lines)))))
+
+
 def _add_caption(fig: Figure, caption: str | None) -> None:
-    """Caption under the figure, wrapped to its width (``bbox_inches="tight"`` keeps it)."""
+    """Caption under the figure, wrapped evenly to its width (``bbox_inches="tight"`` keeps
+    it)."""
     if caption:
         chars_per_line = max(40, int(fig.get_figwidth() * 14))
         fig.text(
             0.5,
             0.0,
-            textwrap.fill(caption, chars_per_line),
+            wrap_evenly(caption, chars_per_line),
             ha="center",
             va="top",
             fontsize=CAPTION_FONTSIZE,
         )
 
 
+SMOKE_TEST_ID = "npnet-smoke-test"  # the gid of mark_smoke_test's text
+
+
+def mark_smoke_test(fig: Figure, note: str) -> Figure:
+    """Write ``note`` (that the figure comes from a smoke test, not a trained model) above
+    the figure, in red; :func:`save_figure` also records it in a PNG's text "npnet note"."""
+    fig.text(0.5, 1.0, wrap_evenly(note, max(40, int(fig.get_figwidth() * 12))),
+             ha="center", va="bottom", color="firebrick", fontsize=10, fontweight="bold",
+             gid=SMOKE_TEST_ID)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, run_id: str | None = None) -> Path:
     """Write ``fig`` to ``path`` atomically, in the format of its suffix (PNG by default).
     ``run_id`` is written into a PNG as the text entry "npnet run", so that a figure says
-    which run drew it."""
+    which run drew it, and the note of :func:`mark_smoke_test` as "npnet note"."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in SAVE_FORMATS:
         raise ValueError(f"save_figure: cannot write {path.name!r}; use one of {SAVE_FORMATS}")
-    metadata = {"npnet run": run_id} if run_id is not None and fmt == "png" else None
+    metadata = None
+    if fmt == "png":
+        notes = [" ".join(text.get_text().split()) for text in fig.texts
+                 if text.get_gid() == SMOKE_TEST_ID]
+        metadata = ({"npnet run": run_id} if run_id is not None else {}) | (
+            {"npnet note": " ".join(notes)} if notes else {}) or None
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     return path
@@ -336,6 +377,8 @@ def training_curves_figure(
         epochs = np.arange(1, values.size + 1)
         ax.plot(epochs, values, marker="o" if values.size <= 30 else None, ms=3, label=name)
     ax.set_xlabel("epoch")
+    # Whole epochs only (1, 2, 5 or 10 apart), even for a run of one epoch.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     if ylabel:
         ax.set_ylabel(ylabel)
     if logy:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import checks
 from .io import assign_params, load_arrays, save_arrays
 
 __all__ = ["fit", "iterate_minibatches", "cosine_decay", "burda_schedule", "checkpoint_config",
@@ -41,6 +43,9 @@ __all__ = ["fit", "iterate_minibatches", "cosine_decay", "burda_schedule", "chec
 # A loss this many times above the reference (below) has exploded: far beyond the noise of a
 # bad epoch, and reached within an epoch or two by a learning rate that is too high.
 EXPLOSION_FACTOR = 100.0
+# No run takes more optimizer steps (2^53: a float64 counts them exactly); a checkpoint's
+# larger count is damage, and would overflow when written back.
+MAX_STEPS = 2**53
 
 
 class CheckpointError(ValueError):
@@ -67,9 +72,9 @@ def iterate_minibatches(
     (then every step's loss averages over the same number of examples), else they form a
     smaller last batch. Use a batch as ``x[indices]``.
     """
-    if not 1 <= batch_size:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    order = np.random.default_rng(rng).permutation(n)
+    n = checks.integer(n, "n (the number of examples)")
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
+    order = checks.generator(rng).permutation(n)
     stop = n - n % batch_size if drop_last else n
     return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
 
@@ -156,7 +161,9 @@ def fit(
     run_id : str, optional
         Written into every checkpoint, so that a reader can tell which run wrote it.
     progress : bool
-        Show a progress bar (epoch, loss, samples per second).
+        Show a progress bar: the epoch's steps and time left (tqdm's), its loss and samples
+        per second, and when the whole training will end; the line ``log`` gets after each
+        epoch says it too.
 
     Returns
     -------
@@ -173,8 +180,8 @@ def fit(
         not finite, or whose ``check_model`` failed: that epoch's checkpoint is not written.
         A step whose loss is not finite stops training before it is applied.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    epochs = checks.integer(epochs, "epochs")
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     _check_seed(seed)
     x_train = np.asarray(x_train)
     if x_eval is not None:
@@ -208,6 +215,9 @@ def fit(
     elif resume:
         log(f"no checkpoint at {checkpoint}; starting from scratch")
 
+    # The whole run's time left, from this call's pace so far (its evaluations included).
+    run_started, steps_left = time.perf_counter(), (epochs - start_epoch) * steps_per_epoch
+    steps_done = 0
     try:
         for epoch in range(start_epoch, epochs):
             rng = np.random.default_rng([seed, epoch])
@@ -227,7 +237,7 @@ def fit(
             for step, indices in enumerate(bar, start=1):
                 if lr_schedule is not None:
                     done = (epoch * steps_per_epoch + step - 1) / (epochs * steps_per_epoch)
-                    optimizer.lr = base_lr * lr_schedule(done)
+                    optimizer.lr = _scheduled_rate(base_lr, lr_schedule, done)
                 batch = x_train[indices]
                 if batch_transform is not None:
                     batch = batch_transform(batch, rng)
@@ -241,11 +251,15 @@ def fit(
                         "high (try a smaller --lr) or the data holds NaN or inf values"
                     )
                 optimizer.step(model.grads)
+                steps_done += 1
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
                 if step % 20 == 0 or step == steps_per_epoch:
-                    rate = step * batch_size / (time.perf_counter() - started)
-                    bar.set_postfix(loss=f"{sums['loss'] / step:.3f}", samples_s=f"{rate:,.0f}")
+                    now = time.perf_counter()
+                    rate = step * batch_size / (now - started)
+                    left = (now - run_started) / steps_done * (steps_left - steps_done)
+                    bar.set_postfix_str(f"loss {sums['loss'] / step:.3f}, {rate:,.0f} "
+                                        f"samples/s, training ends in about {_clock(left)}")
             bar.close()
             seconds = time.perf_counter() - started
             record = {f"train_{name}": total / steps_per_epoch for name, total in sums.items()}
@@ -253,10 +267,13 @@ def fit(
                 evaluated = model.evaluate(x_eval, rng=np.random.default_rng([seed, epoch, 1]))
                 record.update({f"test_{name}": value for name, value in evaluated.items()})
             record["epoch_seconds"] = seconds
+            left = (time.perf_counter() - run_started) / steps_done * (steps_left - steps_done)
             log(
                 f"epoch {epoch + 1}/{epochs}  "
                 + "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch_seconds")
-                + f"  ({seconds:.1f} s, {steps_per_epoch * batch_size / seconds:,.0f} samples/s)"
+                + f"  ({seconds:.1f} s, {steps_per_epoch * batch_size / seconds:,.0f} samples/s"
+                + (f"; training ends in about {_clock(left)}" if epoch + 1 < epochs else "")
+                + ")"
             )
             problem = (_diverged(record, history, first_loss)
                        or _non_finite_state(model, optimizer)
@@ -280,6 +297,24 @@ def fit(
     finally:
         optimizer.lr = base_lr  # the schedule scales the rate during fit only
     return history
+
+
+def _scheduled_rate(base_lr: float, lr_schedule: Callable[[float], float], done: float) -> float:
+    """The learning rate at the fraction ``done`` of training: ``base_lr`` times the schedule's
+    factor, which must be a finite number >= 0 (a negative one would climb the loss)."""
+    factor = lr_schedule(done)
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (
+            0 <= factor < math.inf):
+        raise ValueError(f"the learning-rate schedule returned {factor!r} at {done:.3f} of "
+                         "training; it must return a finite number >= 0 (a factor of --lr)")
+    return base_lr * factor
+
+
+def _clock(seconds: float) -> str:
+    """``0:42``, ``12:05``, ``1:02:05``: a time left, as a progress bar shows one."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _check_seed(seed) -> None:
@@ -353,7 +388,10 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict]:
         saved = load_arrays(path)
         if "meta" not in saved:
             raise ValueError("it has no 'meta' entry: it is not a checkpoint that npnet wrote")
-        meta = json.loads(str(saved["meta"]))
+        try:
+            meta = json.loads(str(saved["meta"]))
+        except RecursionError:
+            raise ValueError("its 'meta' entry is nested too deeply to be npnet's") from None
         if not isinstance(meta, dict) or not {"epoch", "history", "config"} <= meta.keys():
             raise ValueError("its 'meta' entry lacks the epoch, history or settings")
         _check_meta(meta)
@@ -379,6 +417,8 @@ def _check_meta(meta: dict) -> None:
         raise ValueError(f"its planned epochs are {meta['epochs']!r}, not an integer >= 0")
     if not isinstance(meta["config"], dict):
         raise ValueError("its settings are not a mapping")
+    if not isinstance(meta.get("run_id"), str | None):
+        raise ValueError(f"its run_id is {meta['run_id']!r}, not a string")
     if not isinstance(history, dict):
         raise ValueError(f"its history is a {type(history).__name__}, not a mapping of lists")
     for name, values in history.items():
@@ -402,9 +442,9 @@ def _check_arrays(saved: dict) -> None:
                              "diverged, or a damaged file)")
     steps = saved.get("optim/steps")
     if steps is None or steps.shape != () or not np.issubdtype(steps.dtype, np.integer) or (
-            steps < 0):
+            steps < 0 or steps > MAX_STEPS):
         raise ValueError("its optimizer state has no step count ('optim/steps', an integer "
-                         ">= 0)")
+                         f"from 0 to {MAX_STEPS:,})")
 
 
 def _load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, dict, int | None]:

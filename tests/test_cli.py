@@ -82,13 +82,15 @@ def test_overwrite_removes_the_previous_run_and_nothing_else(tmp_path):
 
 
 def test_starting_a_run_removes_the_temporaries_of_a_killed_save(tmp_path, capsys):
-    stale = [tmp_path / ".checkpoint.npz.ab12cd_e.tmp", tmp_path / ".metrics.json.zzzzzzzz.tmp"]
+    stale = [tmp_path / ".checkpoint.npz.npnet-ab12cd_e.tmp",
+             tmp_path / ".metrics.json.npnet-zzzzzzzz.tmp",
+             tmp_path / ".write-test.npnet-k3_9ab0c.tmp"]  # a check of --out, killed
     for path in stale:
         path.write_bytes(b"half a file")
     (tmp_path / "mine.tmp").write_text("not npnet's")
     start(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["mine.tmp"]
-    assert "removed 2 temporary files" in capsys.readouterr().out
+    assert "removed 3 temporary files" in capsys.readouterr().out
 
 
 def test_every_run_has_its_own_id(tmp_path):
@@ -137,3 +139,105 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(
         module.main(["--quick", "--no-progress", "--blas-threads", "1", "--resume",
                      "--epochs", "2", "--out", str(tmp_path)])
     assert (tmp_path / "checkpoint.npz").read_bytes() == checkpoint
+
+
+@pytest.mark.parametrize("name,argv,folder", [
+    ("dae_mnist.py", [], "results/dae"),
+    ("dae_mnist.py", ["--quick"], "results/dae-quick"),
+    ("dae_mnist.py", ["--arch", "conv"], "results/dae-conv"),
+    ("dae_mnist.py", ["--arch", "conv", "--quick"], "results/dae-conv-quick"),
+    ("vae_interp.py", ["--quick"], "results/vae-quick"),
+    ("vae_interp.py", ["--arch", "conv"], "results/vae-conv"),
+    ("vae_likelihood.py", ["--quick"], "results/likelihood-quick"),
+    ("dae_mnist.py", ["--quick", "--out", "mine"], "mine"),
+])
+def test_a_smoke_run_and_a_conv_run_have_their_own_default_out(
+        tmp_path, monkeypatch, name, argv, folder):
+    monkeypatch.chdir(tmp_path)
+    args, parser = load_experiment(name).parse_args(argv)
+    run = Run(args, parser)
+    assert run.args.out == Path(folder) and (tmp_path / folder).is_dir()
+    assert "default_out" not in run.settings()
+
+
+def test_the_readme_order_of_runs_is_never_refused(tmp_path, monkeypatch):
+    """A new user runs --quick, then the full run, then --arch conv, each with the plain
+    command: none of them finds the folder of another."""
+    monkeypatch.chdir(tmp_path)
+    module = load_experiment("dae_mnist.py")
+    for argv in (["--quick"], [], ["--arch", "conv"]):
+        run = Run(*module.parse_args(argv))
+        for name in ("checkpoint.npz", "model.npz", "metrics.json"):  # as a finished run
+            (run.args.out / name).write_text("a finished run")
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "dae", "dae-conv", "dae-quick"]
+
+
+@pytest.mark.parametrize("argv", [[], ["--resume"]])
+def test_a_refusal_is_a_line_or_two_without_the_usage_block(tmp_path, capsys, argv):
+    (tmp_path / "model.npz").write_text("a finished run's model")
+    message = refused(capsys, tmp_path, *argv)
+    assert "usage:" not in message
+    assert 1 <= len(message.strip().splitlines()) <= 2
+    assert message.startswith("dae_mnist.py: error: --out ")
+
+
+def test_a_bad_option_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_experiment("vae_interp.py").parse_args(["--arch", "cnn"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["vae_interp.py: error: argument --arch: invalid "
+                                        "choice: 'cnn' (choose from 'dense', 'conv')"]
+
+
+def test_missing_data_leads_with_the_command_line_fix_and_leaves_nothing_behind(
+        tmp_path, monkeypatch, capsys):
+    """No MNIST anywhere and no network: the error says first what to add to the command,
+    never a Python call; neither --out nor the cache folder is left behind, empty."""
+    import urllib.request
+
+    import npnet.data
+
+    home = tmp_path / "home"  # a user's home without a cache folder yet
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("NPNET_DATA", raising=False)
+    monkeypatch.delenv("NPNET_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setattr(npnet.data, "BESIDE_PROJECT_DIR", tmp_path / "data_mnist")
+
+    def offline(url, *args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit) as exit_:
+        load_experiment("dae_mnist.py").main(["--quick", "--no-progress"])
+    message = str(exit_.value.code)
+    first = message.splitlines()[0]
+    assert first.startswith("error: the MNIST files were not found")
+    assert "--data-dir FOLDER" in first and "NPNET_DATA=FOLDER" in first
+    assert str(home / ".cache" / "npnet" / "mnist") in first  # where a download would go
+    assert "load_mnist(" not in message and "train-images-idx3-ubyte" in message
+    assert "no network in this test" in message
+    assert list(work.iterdir()) == []  # no results/dae-quick/
+    assert list(home.iterdir()) == []  # no .cache/npnet/
+
+
+def test_a_wrong_data_dir_is_named_first(tmp_path, monkeypatch):
+    import urllib.request
+
+    def offline(url, *args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(SystemExit) as exit_:
+        load_experiment("dae_mnist.py").main(
+            ["--quick", "--no-progress", "--data-dir", str(nowhere), "--out",
+             str(tmp_path / "out")])
+    first = str(exit_.value.code).splitlines()[0]
+    assert first.startswith(f"error: --data-dir {nowhere} does not hold the MNIST files")
+    assert not nowhere.exists() and not (tmp_path / "out").exists()

@@ -47,6 +47,9 @@ def test_help_explains_the_options(name):
                    "--out", "--quick", "--resume"):
         assert option in result.stdout
     assert "(default: None)" not in result.stdout  # options without a default say why
+    assert "Run time" in result.stdout and "about" in result.stdout  # what to expect
+    if name == "vae_likelihood.py":  # the dense model only: --arch is not offered
+        assert "--arch" not in result.stdout and "conv" not in result.stdout
 
 
 def load_experiment(name):
@@ -82,7 +85,7 @@ def load_experiment(name):
         ("vae_likelihood.py", ["--objective", "iwae", "--k", "0"], "--k: must be"),
         ("vae_likelihood.py", ["--eval-k", "0"], "--eval-k: must be"),
         ("vae_likelihood.py", ["--lr-schedule", "steps"], "invalid choice: 'steps'"),
-        ("vae_likelihood.py", ["--arch", "conv"], "use --arch dense"),
+        ("vae_likelihood.py", ["--arch", "conv"], "leave --arch out"),
     ],
 )
 def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args, message):
@@ -90,6 +93,7 @@ def test_bad_option_values_are_refused_before_anything_runs(tmp_path, name, args
     result = run_script(name, "--quick", "--out", str(out), *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert "usage:" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
     assert not out.exists()
 
 
@@ -173,6 +177,50 @@ def test_dae_quick_run_writes_figures_and_metrics(tmp_path):
 
 
 @needs_mnist
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_interp.py", "vae_likelihood.py"])
+def test_a_quick_run_says_it_is_a_smoke_test_in_its_summary_and_every_figure(tmp_path, name):
+    """A --quick model is meant to be bad (a DAE worse than the noisy input, gray VAE blobs):
+    its summary says so before the numbers, and so does every figure, at its top."""
+    out = tmp_path / "quick"
+    extra = ["--eval-k", "5", "--eval-images", "20"] if name == "vae_likelihood.py" else []
+    result = run_script(name, "--quick", "--no-progress", "--blas-threads", "1", "--out",
+                        str(out), *extra)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.rindex("\n\n"):]
+    assert summary.lstrip().startswith("SMOKE TEST (--quick): 1 epoch on 2,000 training images")
+    assert "not what the model learns" in summary and "drop --quick" in summary
+    figures = sorted(out.glob("*.png"))
+    assert figures
+    for figure in figures:
+        with PIL.Image.open(figure) as image:
+            assert image.text["npnet note"].startswith("SMOKE TEST (--quick): 1 epoch"), figure
+    if name == "vae_likelihood.py":
+        assert ", 1 epoch, " in result.stdout  # not "1 epochs"
+
+
+@needs_mnist
+def test_a_full_run_has_no_smoke_test_note(tmp_path, monkeypatch):
+    """The same run without --quick (on --quick's slice of the data, to be quick) draws its
+    figures without the note."""
+    module = load_experiment("vae_interp.py")
+    real = module.load_data
+
+    def sliced(args):
+        args.quick = True
+        try:
+            return real(args)
+        finally:
+            args.quick = False
+
+    monkeypatch.setattr(module, "load_data", sliced)
+    module.main(["--epochs", "1", "--no-progress", "--blas-threads", "1", "--out",
+                 str(tmp_path)])
+    for figure in tmp_path.glob("*.png"):
+        with PIL.Image.open(figure) as image:
+            assert "npnet note" not in image.text, figure
+
+
+@needs_mnist
 def test_dae_trains_in_shards_with_threads_and_refuses_to_resume_with_other_threads(tmp_path):
     out = tmp_path / "dae"
     metrics = quick_run("dae_mnist.py", out, "--threads", "2")
@@ -246,7 +294,12 @@ def test_blas_threads_auto_records_the_count_that_repeats_the_run(tmp_path):
     auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())
     count = auto["settings"]["blas_threads"]
     assert isinstance(count, int) and count >= 1
-    assert f"BLAS threads: {count} (" in result.stdout
+    assert f"BLAS threads: {count} (the fastest now: " in result.stdout
+    # The summary says which BLAS, kernels and count computed the numbers, and what repeats them.
+    blas = auto["environment"]["blas"][0]
+    summary = result.stdout[result.stdout.index("\nBLAS: "):]
+    assert f"{blas['library']} {blas['version']} ({blas['kernels']} kernels)" in summary
+    assert f"The same command with --blas-threads {count} repeats these numbers" in summary
     again = quick_run("dae_mnist.py", tmp_path / "again", "--blas-threads", str(count))
     assert_same_results(auto, again, tmp_path / "auto", tmp_path / "again")
 
@@ -265,7 +318,7 @@ def test_a_run_that_diverges_fails_and_writes_no_results(tmp_path, name, args, m
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: training went wrong in epoch 1: ")
     assert re.search(message, last) and "--lr" in last and "Traceback" not in result.stderr
-    assert list(out.iterdir()) == []  # no model, checkpoint, figures or metrics
+    assert not out.exists()  # no model, checkpoint, figures or metrics: not even the folder
 
 
 @needs_mnist

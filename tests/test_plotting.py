@@ -15,6 +15,7 @@ from npnet.plotting import (
     image_grid_figure,
     latent_scatter_figure,
     manifold_figure,
+    mark_smoke_test,
     residual_pca_titles,
     save_figure,
     signed_gray,
@@ -22,6 +23,7 @@ from npnet.plotting import (
     signed_images_figure,
     tile_images,
     training_curves_figure,
+    wrap_evenly,
 )
 
 # A 0/0 in the scale, or matplotlib complaining about a layout, fails the test.
@@ -221,6 +223,61 @@ def test_training_curves_draw_one_line_per_key_against_epochs():
     np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3])
     np.testing.assert_array_equal(lines[1].get_ydata(), [3.5, 2.5])
     assert ax.get_yscale() == "log"
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 12, 20, 30, 240])
+def test_training_curves_tick_whole_epochs_only(epochs):
+    fig = training_curves_figure({"loss": np.linspace(2.0, 1.0, epochs)})
+    FigureCanvasAgg(fig).draw()
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if low <= t <= high]
+    assert shown and all(t == int(t) for t in shown), shown
+    assert low <= 1 <= high and low <= epochs <= high
+
+
+@given(words=st.lists(st.text("abcdefghij", min_size=1, max_size=12), min_size=1,
+                      max_size=60), width=st.integers(20, 120))
+def test_wrap_evenly_needs_no_more_lines_than_textwrap_and_leaves_no_word_alone(words, width):
+    import textwrap
+
+    text = " ".join(words)
+    lines = wrap_evenly(text, width).split("\n")
+    assert " ".join(lines).split() == words  # a wrap of text: words intact, in order
+    assert all(line == line.strip() and "  " not in line for line in lines)
+    assert len(lines) == len(textwrap.wrap(text, width))
+    assert all(len(line) <= width for line in lines)
+    if len(lines) > 1 and len(words[-1]) + len(words[-2]) + 1 <= width:
+        assert " " in lines[-1]  # the last word has company
+
+
+def test_the_interpolation_caption_ends_with_more_than_a_word():
+    """The caption of vae_interp.py's figures, at their width, used to end in a line of one
+    word."""
+    caption = ("Columns 1 and 9: real test images. Columns 2-8: decoded from "
+               "z = (1 - tau) mu_A + tau mu_B, tau = i/8 (Bernoulli means).")
+    fig = image_grid_figure(np.zeros((10, 9, 784)), caption=caption)
+    (text,) = fig.texts
+    lines = text.get_text().split("\n")
+    assert len(lines) == 2 and min(map(len, lines)) > 20
+
+
+def test_a_smoke_test_note_is_drawn_above_the_figure_and_recorded_in_the_png(tmp_path):
+    import PIL.Image
+
+    note = "SMOKE TEST (--quick): 1 epoch on 2,000 images, not a trained model"
+    plain = assert_png(save_figure(training_curves_figure({"loss": [2.0, 1.0]}, "t"),
+                                   tmp_path / "plain.png", run_id="r"))
+    marked_fig = mark_smoke_test(training_curves_figure({"loss": [2.0, 1.0]}, "t"), note)
+    marked = assert_png(save_figure(marked_fig, tmp_path / "marked.png", run_id="r"))
+    assert marked.shape[0] > plain.shape[0]  # the note is inside the saved image, on top
+    assert not np.array_equal(marked[: marked.shape[0] - plain.shape[0]], np.ones_like(
+        marked[: marked.shape[0] - plain.shape[0]]))  # and drawn there, not blank
+    with PIL.Image.open(tmp_path / "marked.png") as image:
+        assert image.text == {"npnet run": "r", "npnet note": note, **{
+            k: v for k, v in image.text.items() if k not in ("npnet run", "npnet note")}}
+    with PIL.Image.open(tmp_path / "plain.png") as image:
+        assert "npnet note" not in image.text
 
 
 def test_latent_scatter_has_one_group_per_label():

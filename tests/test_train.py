@@ -41,6 +41,25 @@ def run(epochs, **kwargs):
     return model, history
 
 
+def test_each_epoch_says_when_training_will_end(monkeypatch):
+    """The line after each epoch but the last says the time left for the whole run, from the
+    pace so far: after epoch 1 of 3, twice what is left after epoch 2 (on a clock where every
+    epoch takes as long)."""
+    import re
+
+    import npnet.train
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(npnet.train.time, "perf_counter", lambda: float(next(ticks)))
+    lines = []
+    run(3, log=lines.append)
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    left = [re.search(r"training ends in about (\d+):(\d\d)\)$", line) for line in epochs]
+    assert left[0] and left[1] and left[2] is None, epochs
+    seconds = [60 * int(m[1]) + int(m[2]) for m in left[:2]]
+    assert seconds[1] > 0 and abs(seconds[0] - 2 * seconds[1]) <= 1, epochs
+
+
 def test_loss_goes_down_and_history_has_every_epoch():
     _, history = run(8)
     assert len(history["train_loss"]) == len(history["test_mse_clean"]) == 8
@@ -212,7 +231,7 @@ def test_minibatches_from_a_generator_change_every_epoch():
     first = np.concatenate(iterate_minibatches(100, 10, rng))
     second = np.concatenate(iterate_minibatches(100, 10, rng))
     assert not np.array_equal(first, second)  # a Generator moves on: a new epoch, a new order
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         iterate_minibatches(10, 0, 0)
 
 
@@ -361,7 +380,14 @@ def damage_checkpoint(path, how):
         meta["history"]["train_loss"].append(0.5)
     elif how == "nan in the history":
         meta["history"]["test_loss"][0] = float("nan")
-    saved["meta"] = np.array(json.dumps(meta))
+    elif how == "steps of 2**64 - 1":
+        saved["optim/steps"] = np.array(2**64 - 1, dtype=np.uint64)
+    elif how == "run_id a number":
+        meta["run_id"] = 12345
+    if how == "meta nested 100,000 deep":
+        saved["meta"] = np.array("[" * 100_000 + "]" * 100_000)
+    else:
+        saved["meta"] = np.array(json.dumps(meta))
     save_arrays(path, saved)
 
 
@@ -369,7 +395,7 @@ def damage_checkpoint(path, how):
     "nan weights", "inf optimizer state", "string weights", "wrong optimizer-state shape",
     "missing steps", "negative steps", "epoch -3", 'epoch "two"', "epoch 1.5", "epoch true",
     "history as a list", "history of numbers", "history of another length",
-    "nan in the history",
+    "nan in the history", "steps of 2**64 - 1", "run_id a number", "meta nested 100,000 deep",
 ])
 def test_a_damaged_checkpoint_is_refused_naming_it_and_changes_nothing(tmp_path, how):
     checkpoint = tmp_path / "ckpt.npz"
@@ -483,3 +509,41 @@ def test_resume_with_dynamic_binarisation_and_burda_schedule_continues_exactly(t
     other, _ = run(4, lr_schedule=burda_schedule,
                    batch_transform=lambda x, rng: binarize(x, rng.integers(2**32)))
     assert not np.array_equal(other.params["encoder.0.W"], straight.params["encoder.0.W"])
+
+
+def test_a_checkpoint_that_deflates_to_gigabytes_is_refused_unread(tmp_path):
+    """A deflated member that promises 4 GB in a few kB: np.load would allocate it all."""
+    import zipfile
+
+    checkpoint = tmp_path / "ckpt.npz"
+    run(1, checkpoint=checkpoint)
+    saved = load_arrays(checkpoint)
+    with zipfile.ZipFile(checkpoint, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, value in saved.items():
+            with archive.open(name + ".npy", "w") as f:
+                np.lib.format.write_array(f, value)
+        with archive.open("bomb.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.zeros(2**29))  # 4 GiB of zeros, 4 MB deflated
+    model, opt = model_and_optimizer()
+    with pytest.raises(CheckpointError, match="more than the .* expected"):
+        fit_quietly(model, opt, checkpoint=checkpoint, resume=True)
+
+
+@pytest.mark.parametrize("factor", [-0.5, float("nan"), float("inf"), "1"])
+def test_a_schedule_that_returns_no_rate_stops_training_before_a_step(factor):
+    """A negative factor would climb the loss (gradient ascent) without a word."""
+    model, opt = model_and_optimizer()
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="schedule returned .* finite number >= 0"):
+        fit_quietly(model, opt, lr_schedule=lambda done: factor)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("kwargs, error", [({"epochs": 2.5}, TypeError),
+                                           ({"batch_size": 8.0}, TypeError),
+                                           ({"epochs": -1}, ValueError)])
+def test_fit_checks_its_counts(kwargs, error):
+    model, opt = model_and_optimizer()
+    with pytest.raises(error, match="must be an integer"):
+        fit_quietly(model, opt, **kwargs)

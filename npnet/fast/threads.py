@@ -28,7 +28,10 @@ environment variables, which the user may have set for their own reasons):
 Why ``"auto"`` keeps its choice. A product's bits depend on the thread count: OpenBLAS
 splits and orders the sums of a product differently with one thread than with two (on the
 machine this was written on, with OpenBLAS 0.3.31, nearly every product of the experiments'
-models differs in the last bits). Results are therefore reproducible *for a given count*.
+models differs in the last bits), and training carries such differences on from step to
+step, so that after a full run the results differ in their third or fourth significant digit
+(README, "Reproducibility"). Results are therefore reproducible *for a given count* (and a
+given processor kind, whose BLAS kernels round as they do).
 ``"auto"`` chooses once per run and the experiment scripts record the count (metrics.json,
 the checkpoint), so a resumed run continues with it and ``--blas-threads N`` repeats a run
 bit for bit. ``"adapt"`` trades that reproducibility for speed when the machine's load
@@ -234,13 +237,20 @@ class BlasThreads:
         most = self.candidates[-1]
         best = max(self.candidates, key=lambda c: (self.rates[c], c))
         self.threads = best if self.rates[best] > self.margin * self.rates[most] else most
-        timed = ", ".join(f"{_threads(c)} {self.rates[c]:,.0f}" for c in self.candidates)
-        self.log(
-            f"BLAS threads: {self.threads} (samples/s at the first step with {timed}); "
-            + (f"timed again every {self.every} steps" if self.mode == "adapt" else
-               "kept for the run: the count changes the results' last bits")
-        )
+        self.log(self._chosen_message(most))
         return self.threads
+
+    def _chosen_message(self, most: int) -> str:
+        """What was chosen, in plain words: the count, its rate, the others' rates, and
+        (when fewer threads than cores won) why that is no fault."""
+        others = ", ".join(f"{self.rates[c]:,.0f} with {_threads(c)}"
+                           for c in self.candidates if c != self.threads)
+        why = ("; another program is probably using a core, which slows the threads that "
+               "wait for it: nothing is wrong" if self.threads < most else "")
+        keep = (f"timed again every {self.every} steps" if self.mode == "adapt" else
+                "kept for the run, so that its numbers can be repeated")
+        return (f"BLAS threads: {self.threads} (the fastest now: "
+                f"{self.rates[self.threads]:,.0f} samples/s, against {others}{why}); {keep}")
 
     def _timed_step(self, model, x, generator) -> float:
         started = self.clock()
@@ -278,11 +288,13 @@ class BlasThreads:
         chosen, now = self.rates.get(self.threads, 0.0), self._recent_rate()
         if now > 0 and chosen > self.slowdown * now:
             self._warned = True
+            chose = f"{_threads(self.threads)} {'was' if self.threads == 1 else 'were'} chosen"
             self.log(
-                f"training now runs at {now:,.0f} samples/s, {chosen / now:.1f}x slower than "
-                f"when {_threads(self.threads)} were chosen: another program may be using a "
-                f"core. The count stays {self.threads} for this run, since it changes the "
-                "results' last bits; --blas-threads adapt keeps choosing during a run"
+                f"note: training now runs at {now:,.0f} samples/s, {chosen / now:.1f}x slower "
+                f"than when {chose}; another program is probably using the cores. Nothing is "
+                f"wrong: the run goes on with {_threads(self.threads)}, so that its numbers "
+                "can be repeated (--blas-threads adapt would re-time the count during a run). "
+                "This note is not repeated."
             )
 
     def _limit(self, count: int):
