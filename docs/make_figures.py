@@ -1,12 +1,13 @@
 """Regenerate the figures and numbers that docs/ shows: diagrams, and real runs of the experiments.
 
-    python docs/make_figures.py --data-dir /work/shared/data/mnist     # train all four (~30 min)
+    python docs/make_figures.py                                        # train all four (~30 min)
     python docs/make_figures.py --dae-run results/dae --vae-run results/vae \
         --conv-dae-run results/conv_dae --conv-vae-run results/conv_vae   # reuse runs
     python docs/make_figures.py --diagrams-only                        # no training (seconds)
 
 First the diagrams of the computation (``docs/figures/diagram_*.png``) are drawn by
-``docs/diagrams.py``, which needs no data and no run; ``--diagrams-only`` stops there.
+``docs/diagrams.py``, which needs no run (chapter 10's pictures train a small VAE on the
+MNIST files); ``--diagrams-only`` stops there.
 
 Without ``--dae-run`` / ``--vae-run`` the experiment scripts run with their default settings
 (``--out <results>/dae`` and ``--out <results>/vae``, plus ``--seed`` if given), and without
