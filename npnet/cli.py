@@ -50,7 +50,7 @@ from .data import (
 )
 from .fast.likelihood import log_likelihood as fast_log_likelihood
 from .fast.optim import numba_available
-from .fast.parallel import available_cores
+from .fast.parallel import MAX_THREADS_PER_CORE, available_cores
 from .fast.threads import MODES, BlasThreads
 from .io import read_json, remove_stale_temporaries, save_params, write_json
 from .optim import SGD, Adam
@@ -78,6 +78,13 @@ _interrupted = False  # Ctrl-C was pressed (exits_cleanly's handler)
 # Folders this run created (--out and the folders above it), deepest last: a run that ends
 # in an error removes those it left empty (exits_cleanly), so that it leaves nothing behind.
 _created_folders: list[Path] = []
+# This run's hold on its --out folder (Run.__init__): its lock file, open and locked.
+_out_lock: list = []
+# --overwrite: the previous run's files, set aside until this run has something to put in
+# their place ((aside folder, --out, this run's id); exits_cleanly settles it).
+_set_aside: list[tuple[Path, Path, str]] = []
+MIN_TEST_IMAGES = 100  # the analyses: 5 principal components, 10 pairs of each kind, ...
+LOCK_NAME = ".npnet-run.lock"
 # A disk or quota that is full, a file too large, a read-only file system: the run cannot go
 # on, and exits_cleanly says so in one line.
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -126,6 +133,8 @@ def exits_cleanly(main):
                      "Every file written before is whole (npnet writes atomically); free "
                      "some space or give another --out, then rerun with --resume")
         finally:
+            _settle_set_aside(finished)
+            _release_out_lock()
             if not finished:
                 _remove_empty_folders(_created_folders)
             _created_folders.clear()
@@ -385,6 +394,9 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if len(x_train) < args.batch_size:
         sys.exit(f"error: the training set has {len(x_train)} images, fewer than one batch "
                  f"(--batch-size {args.batch_size}); choose a smaller --batch-size")
+    if len(x_test) < MIN_TEST_IMAGES:  # checked before training, not after it
+        sys.exit(f"error: the test set has {len(x_test)} images; the analysis after training "
+                 f"needs at least {MIN_TEST_IMAGES} (MNIST's has 10,000): give the real files")
     return x_train, y_train, x_test, y_test
 
 
@@ -441,11 +453,14 @@ def check_model_fits(args, pixels: int, encoder_out: int, decoder_in: int) -> No
     ``--hidden`` and ``--channels`` cannot fit in the memory this machine has free."""
     n_params, per_image = _model_size(args, pixels, encoder_out, decoder_in)
     # float32 parameters, their gradients, Adam's m and v, and a copy while checkpointing;
-    # each layer's activations and their gradients for a batch, a few arrays of each.
-    needed = 4 * (5 * n_params + 4 * args.batch_size * per_image)
+    # each layer's activations and their gradients for a batch, a few arrays of each (the
+    # IWAE decodes k codes per image: a batch of batch_size * k).
+    codes = args.batch_size * (getattr(args, "k", None) or 1)
+    needed = 4 * (5 * n_params + 4 * codes * per_image)
     free = _free_memory()
     if free is not None and needed > free:
-        what = "--hidden widths" + (" or --channels" if args.arch == "conv" else "")
+        what = "--hidden widths" + (" or --channels" if args.arch == "conv" else "") + (
+            ", or a smaller --k" if (getattr(args, "k", None) or 1) > 1 else "")
         sys.exit(f"error: this model has {n_params:,} parameters and needs about "
                  f"{needed / 2**30:.1f} GiB to train, but {free / 2**30:.1f} GiB of memory "
                  f"is free; choose smaller {what} (or --code / --latent)")
@@ -523,10 +538,13 @@ def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
 def _check_one_run(args, parser: argparse.ArgumentParser) -> None:
     """Refuse to start over the run already in ``--out`` unless told what to do with it."""
     held = [name for name in RUN_FILES if (args.out / name).exists()]
-    for name in held:
-        if not (args.out / name).is_file():
-            parser.error(f"{args.out / name} is not a file (a folder?); move it out of --out "
-                         "or give another --out")
+    # A folder named like a file the run writes (examples.png/) would stop it after training.
+    folders = sorted(path.name for path in args.out.iterdir()
+                     if path.suffix in (".png", ".npz", ".json") and not path.is_file())
+    if folders:
+        parser.error(f"--out {args.out} holds {', '.join(folders)}, named like files a run "
+                     "writes but not files (folders?); move them out of --out or give another "
+                     "--out")
     if held and not (args.resume or args.overwrite):
         parser.error(f"--out {args.out} already holds a run ({', '.join(held)}).\nAdd --resume "
                      "to continue it (or to redraw its figures), --overwrite to replace it, or "
@@ -537,20 +555,79 @@ def _check_one_run(args, parser: argparse.ArgumentParser) -> None:
                      "another --out")
 
 
-def _remove_run(folder: Path) -> None:
-    """Delete the run in ``folder``: its checkpoint, model and metrics.json, and the files
-    that metrics.json lists (only files directly in ``folder``)."""
+def _lock_out(folder: Path, parser: argparse.ArgumentParser) -> None:
+    """Hold ``--out`` for this run: a second run started into it, even a moment later, is
+    refused instead of writing over this one's files. The lock is the OS's (flock), so a run
+    that is killed holds nothing; exits_cleanly removes the lock file."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one run per folder is then up to the user
+        return
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        parser.error(f"--out {folder} is in use by another run that is still going; wait for "
+                     "it to end, or give another --out")
+    _out_lock.append((handle, folder / LOCK_NAME))
+
+
+def _release_out_lock() -> None:
+    for handle, path in _out_lock:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        handle.close()
+    _out_lock.clear()
+
+
+def _run_files(folder: Path) -> list[str]:
+    """The files of the run in ``folder``: its checkpoint, model and metrics.json, and the
+    files that metrics.json lists (only files directly in ``folder``)."""
     names = set(RUN_FILES)
     try:
         listed = read_json(folder / "metrics.json").get("files", [])
         names |= {name for name in listed if isinstance(name, str) and Path(name).name == name}
     except (OSError, ValueError, AttributeError):  # no metrics.json, or not one of ours
         pass
-    removed = [name for name in sorted(names) if (folder / name).is_file()]
-    for name in removed:
-        (folder / name).unlink()
-    if removed:
-        print(f"--overwrite: removed the previous run's {', '.join(removed)} from {folder}")
+    return [name for name in sorted(names) if (folder / name).is_file()]
+
+
+def _set_aside_run(folder: Path, run_id: str) -> None:
+    """--overwrite: move the previous run's files into a hidden folder of ``folder``. They
+    are deleted once this run has written a checkpoint of its own to put in their place,
+    and put back if it ends before that (exits_cleanly)."""
+    names = _run_files(folder)
+    if not names:
+        return
+    aside = folder / f".npnet-replaced-{run_id}"
+    aside.mkdir()
+    for name in names:
+        os.replace(folder / name, aside / name)
+    _set_aside.append((aside, folder, run_id))
+    print(f"--overwrite: the previous run's {', '.join(names)} will be replaced once this "
+          "run has written its first checkpoint")
+
+
+def _settle_set_aside(finished: bool) -> None:
+    """Delete the set-aside files of the run --overwrite replaced if this run finished or
+    wrote a checkpoint; otherwise put them back where they were."""
+    for aside, folder, run_id in _set_aside:
+        try:
+            replaced = finished or checkpoint_meta(folder / "checkpoint.npz").get(
+                "run_id") == run_id
+        except CheckpointError:
+            replaced = False
+        for path in sorted(aside.iterdir()):
+            if replaced:
+                path.unlink()
+            else:
+                os.replace(path, folder / path.name)
+        aside.rmdir()
+        if not replaced:
+            print(f"the previous run's files in {folder} are as they were: this run ended "
+                  "before it had a checkpoint to put in their place", file=sys.stderr)
+    _set_aside.clear()
 
 
 class Run:
@@ -571,6 +648,10 @@ class Run:
                             + ("-quick" if args.quick else ""))
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
+        if args.threads > MAX_THREADS_PER_CORE * available_cores():
+            parser.error(f"--threads {args.threads} is more than {MAX_THREADS_PER_CORE} per "
+                         f"core ({available_cores()} here): each thread copies the model, and "
+                         "more threads than cores only take turns")
         if args.threads > args.batch_size:
             parser.error(f"--threads {args.threads} is more than --batch-size "
                          f"{args.batch_size}: every thread needs at least one image of a batch")
@@ -581,18 +662,19 @@ class Run:
             parser.error(f"--threads {args.threads} gives every shard its share of the BLAS "
                          f"threads; drop --blas-threads {args.blas_threads}")
         _check_writable(args.out, parser)
+        _lock_out(args.out, parser)  # before anything else looks: one run per folder
         _check_one_run(args, parser)
         stale = remove_stale_temporaries(args.out)
         if stale:
             print(f"removed {len(stale)} temporary files of a save that was killed: "
                   + ", ".join(path.name for path in stale))
-        if args.overwrite:
-            _remove_run(args.out)
         self.args = args
         self.started = time.perf_counter()
         self.written: list[tuple[str, Path]] = []
         self.run_id = self._resumed_run_id() or (
             f"{args.seed}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}")
+        if args.overwrite:
+            _set_aside_run(args.out, self.run_id)
 
     def _resumed_run_id(self) -> str | None:
         """The id of the run in the checkpoint that ``--resume`` continues, if it has one."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from npnet import cli
 from npnet.cli import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,14 @@ def load_experiment(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def runs_end():
+    """A started run holds its --out (a lock) until the script ends; so does each test's."""
+    yield
+    cli._settle_set_aside(finished=False)
+    cli._release_out_lock()
 
 
 def start(out, *argv, name="dae_mnist.py"):
@@ -67,7 +76,8 @@ def test_resume_without_a_checkpoint_beside_a_finished_run_is_refused(tmp_path, 
     assert (tmp_path / "model.npz").read_text() == "a finished run's model"
 
 
-def test_overwrite_removes_the_previous_run_and_nothing_else(tmp_path):
+def test_overwrite_sets_the_previous_run_aside_and_nothing_else(tmp_path):
+    """Its files wait in a hidden folder until the new run has something in their place."""
     out = tmp_path / "out"
     out.mkdir()
     for name in ("checkpoint.npz", "model.npz", "figure.png", "unlisted.png", "notes.txt"):
@@ -75,10 +85,68 @@ def test_overwrite_removes_the_previous_run_and_nothing_else(tmp_path):
     (tmp_path / "outside.png").write_text("not in --out")
     listed = ["figure.png", "../outside.png", "model.npz", "gone.png"]
     (out / "metrics.json").write_text(json.dumps({"files": listed}))
-    run = start(out, "--overwrite")
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "unlisted.png"]
-    assert (tmp_path / "outside.png").exists()
-    assert run.run_id.startswith("0-")
+    try:
+        run = start(out, "--overwrite")
+        visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        assert visible == ["notes.txt", "unlisted.png"]
+        (aside,) = out.glob(".npnet-replaced-*")
+        assert sorted(p.name for p in aside.iterdir()) == [
+            "checkpoint.npz", "figure.png", "metrics.json", "model.npz"]
+        assert (tmp_path / "outside.png").exists()
+        assert run.run_id.startswith("0-")
+    finally:
+        cli._settle_set_aside(finished=False)
+        cli._release_out_lock()
+
+
+def test_overwrite_puts_the_previous_run_back_if_the_new_one_ends_without_a_checkpoint(
+        tmp_path):
+    """A replacing run that fails before its first checkpoint (a divergence in epoch 1, a
+    Ctrl-C) leaves the previous run as it was; one that wrote a checkpoint replaces it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("checkpoint.npz", "model.npz", "metrics.json"):
+        (out / name).write_text("old " + name)
+    start(out, "--overwrite")
+    cli._settle_set_aside(finished=False)
+    cli._release_out_lock()
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "metrics.json",
+                                                     "model.npz"]
+    assert (out / "model.npz").read_text() == "old model.npz"
+    start(out, "--overwrite")
+    cli._settle_set_aside(finished=True)
+    cli._release_out_lock()
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(tmp_path, capsys):
+    """Two runs started a moment apart both passed the check for a run already there, and
+    one replaced the other's files: the first now holds --out until it ends."""
+    first = start(tmp_path)
+    try:
+        message = refused(capsys, tmp_path)
+        assert "in use by another run" in message and "another --out" in message
+        assert len(message.strip().splitlines()) <= 2
+    finally:
+        cli._release_out_lock()
+    assert first.run_id
+    start(tmp_path)  # free again once the first has ended
+    cli._release_out_lock()
+
+
+def test_a_folder_named_like_an_output_file_is_refused_before_training(tmp_path, capsys):
+    """examples.png/ in --out made the run crash after training, when it saved the figure."""
+    (tmp_path / "examples.png").mkdir()
+    message = refused(capsys, tmp_path)
+    assert "examples.png" in message and "move them out of --out" in message
+
+
+def test_more_threads_than_cores_can_run_are_refused(capsys, tmp_path):
+    from npnet.fast.parallel import MAX_THREADS_PER_CORE, available_cores
+
+    threads = MAX_THREADS_PER_CORE * available_cores() + 1
+    message = refused(capsys, tmp_path, "--threads", str(threads), "--batch-size", "1000")
+    assert f"--threads {threads}" in message and "per core" in message
 
 
 def test_starting_a_run_removes_the_temporaries_of_a_killed_save(tmp_path, capsys):
@@ -89,7 +157,7 @@ def test_starting_a_run_removes_the_temporaries_of_a_killed_save(tmp_path, capsy
         path.write_bytes(b"half a file")
     (tmp_path / "mine.tmp").write_text("not npnet's")
     start(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["mine.tmp"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != cli.LOCK_NAME] == ["mine.tmp"]
     assert "removed 3 temporary files" in capsys.readouterr().out
 
 
@@ -116,7 +184,8 @@ def test_ctrl_c_while_the_data_loads_ends_with_one_line(tmp_path, capsys, monkey
 @pytest.mark.parametrize("argv", [[], ["--resume"], ["--overwrite"]])
 def test_a_checkpoint_that_is_a_folder_is_refused_before_anything_runs(tmp_path, capsys, argv):
     (tmp_path / "checkpoint.npz").mkdir()
-    assert "checkpoint.npz is not a file" in refused(capsys, tmp_path, *argv)
+    assert "checkpoint.npz, named like files a run writes but not files" in refused(
+        capsys, tmp_path, *argv)
     assert (tmp_path / "checkpoint.npz").is_dir()
 
 

@@ -405,7 +405,9 @@ def test_arch_conv_runs_resumes_and_is_recorded(tmp_path, name):
 @pytest.mark.parametrize("name,args", [("dae_mnist.py", ["--hidden", "100000000", "100"]),
                                        ("vae_interp.py", ["--latent", "100000000"]),
                                        ("vae_interp.py", ["--arch", "conv", "--channels",
-                                                          "100000", "100000"])])
+                                                          "100000", "100000"]),
+                                       ("vae_likelihood.py", ["--objective", "iwae", "--k",
+                                                              "10000000"])])
 def test_a_model_too_large_for_memory_is_refused_before_it_is_allocated(tmp_path, name, args):
     result = run_script(name, "--quick", "--no-progress", "--out", str(tmp_path), *args)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -436,6 +438,37 @@ def test_a_training_set_smaller_than_a_batch_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="fewer than one batch"):
         load_experiment("dae_mnist.py").main(
             ["--no-progress", "--batch-size", "64", "--out", str(tmp_path)])
+
+
+@needs_mnist
+@pytest.mark.parametrize("name", ["dae_mnist.py", "vae_likelihood.py"])
+def test_a_test_set_too_small_for_the_analysis_is_refused_before_training(
+        tmp_path, monkeypatch, name):
+    """With --no-verify, 1 or 2 test images trained for minutes and then failed in the PCA
+    of the residuals (or the count of active units)."""
+    import npnet.cli
+
+    real = npnet.cli.load_mnist
+    monkeypatch.setattr(npnet.cli, "load_mnist", lambda split, **kw: tuple(
+        array[:2] if split == "test" else array for array in real(split, **kw)))
+    with pytest.raises(SystemExit, match="the test set has 2 images; the analysis after"):
+        load_experiment(name).main(["--quick", "--no-progress", "--no-verify", "--out",
+                                    str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+@needs_mnist
+def test_overwrite_with_a_run_that_diverges_keeps_the_previous_run(tmp_path):
+    """--overwrite deleted the earlier run's files at the start: a new run that then diverged
+    in its first epoch left nothing. They stay until the new run has a checkpoint."""
+    out = tmp_path / "out"
+    quick_run("dae_mnist.py", out, "--blas-threads", "1")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    result = run_script("dae_mnist.py", "--quick", "--no-progress", "--out", str(out),
+                        "--overwrite", "--lr", "10", "--blas-threads", "1")
+    assert result.returncode == 1 and "has collapsed" in result.stderr
+    assert "the previous run's files" in result.stderr and "as they were" in result.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
 @needs_mnist
