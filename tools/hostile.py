@@ -1349,6 +1349,162 @@ def _(ctx):
     return resumed_case(ctx, "dae-in-save", DAE, [(signal.SIGKILL, saving)])
 
 
+# --- issue 30: files lost or replaced, raw tracebacks through the scripts -----------------------
+
+
+@case("cli", "lookalike-temporaries", "a user's .notes.abcdefgh.tmp and .bashrc.12345678.tmp "
+      "in --out, then a DAE run: they stay")
+def _(ctx):
+    out = ctx.folder("lookalike") / "out"
+    out.mkdir()
+    mine = [out / ".notes.abcdefgh.tmp", out / ".bashrc.12345678.tmp"]
+    for path in mine:
+        path.write_text("mine")
+    proc = run_script(ctx, DAE, straight_args(out, 1))
+    if (problem := finished(proc)) is not None:
+        problem.repro = proc.repro(ctx)
+        return problem
+    gone = [path.name for path in mine if not path.exists()]
+    if gone:
+        return Result("lost", f"deleted the user's {', '.join(gone)}", proc.repro(ctx))
+    return Result("handled", "the look-alike files stayed")
+
+
+@case("cli", "two-runs-at-once", "two DAE runs started into one --out half a second apart: "
+      "the second is refused, the first finishes")
+def _(ctx):
+    out = ctx.folder("two-runs") / "out"
+    env = {**ctx.env, "NPNET_CACHE": str(ctx.cache)}
+    first = subprocess.Popen([sys.executable, str(EXPERIMENTS / DAE),
+                              *map(str, straight_args(out, 2))], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = run_script(ctx, DAE, straight_args(out, 2))
+    first_out, first_err = first.communicate(timeout=300)
+    problems = []
+    if first.returncode != 0:
+        problems.append(("lost", f"the first run ended with exit {first.returncode}: "
+                                 f"{last_line(first_err)}"))
+    if second.rc == 0:
+        problems.append(("lost", "both runs wrote into one --out"))
+    return refused(second, ctx, "in use", "already holds", problems=problems)
+
+
+@case("cli", "overwrite-then-diverge", "--overwrite a finished DAE run with --lr 10, which "
+      "diverges: the earlier run stays")
+def _(ctx):
+    out = ctx.copy_run(DAE, "overwrite-diverge")
+    before = snapshot(*(out / name for name in RUN_FILES), *out.glob("*.png"))
+    proc = run_script(ctx, DAE, straight_args(out, STRAIGHT_EPOCHS, "--overwrite", "--lr", 10))
+    return refused(proc, ctx, "went wrong", "collapsed", problems=lost_problems(before))
+
+
+@case("cli", "folder-named-examples-png", "a folder examples.png/ in --out, then a DAE run: "
+      "refused before training")
+def _(ctx):
+    out = ctx.folder("folder-png") / "out"
+    (out / "examples.png").mkdir(parents=True)
+    proc = run_script(ctx, DAE, straight_args(out, 1))
+    return refused(proc, ctx, "examples.png", before_training=True)
+
+
+@case("cli", "iwae-k-ten-million", "vae_likelihood.py --objective iwae --k 10000000")
+def _(ctx):
+    out = ctx.folder("iwae-k") / "out"
+    proc = run_script(ctx, "vae_likelihood.py",
+                      straight_args(out, 1, "--objective", "iwae", "--k", 10_000_000))
+    return refused(proc, ctx, "--k", "memory", before_training=True)
+
+
+@case("cli", "threads-as-large-as-the-batch", "DAE --threads 2000 --batch-size 2000 (a copy "
+      "of the model per thread)")
+def _(ctx):
+    out = ctx.folder("threads") / "out"
+    proc = run_script(ctx, DAE, straight_args(out, 1, "--threads", 2000, "--batch-size", 2000))
+    return refused(proc, ctx, "--threads", before_training=True)
+
+
+@case("data", "no-verify-two-test-images", "--no-verify with 2 test images, DAE: refused "
+      "before training")
+def _(ctx):
+    folder = small_data(ctx, "two-test", 2000, 2)
+    proc = data_run(ctx, folder, DAE, "--no-verify")
+    return refused(proc, ctx, "test set", before_training=True)
+
+
+@case("data", "file-40-gib", "a 40 GiB (sparse) t10k-images file whose header says 10,000 "
+      "images")
+def _(ctx):
+    folder = data_folder(ctx, "huge", test_images=None)
+    path = folder / FILES["test_images"].removesuffix(".gz")
+    path.write_bytes(idx_bytes(ctx.arrays()["test_images"]))
+    with open(path, "r+b") as f:
+        f.truncate(40 << 30)
+    proc = data_run(ctx, folder, DAE, measure_rss=True)
+    problems = []
+    if proc.maxrss_mb is not None and proc.maxrss_mb > 4096:
+        problems.append(("silent", f"read it into memory ({proc.maxrss_mb:.0f} MB)"))
+    return refused(proc, ctx, "header says", problems=problems)
+
+
+@case("data", "download-into-nested-data-dir", "--data-dir a/b/c that does not exist, no "
+      "network: the folders it created are removed")
+def _(ctx):
+    top = ctx.folder("nested")
+    proc = run_script(ctx, DAE, [*QUICK, "--data-dir", top / "a" / "b" / "c", "--out",
+                                 ctx.folder("nested-out") / "run"], cache=ctx.folder("cache2"))
+    problems = []
+    if (top / "a").exists():
+        left = sorted(str(path.relative_to(top)) for path in top.rglob("*"))
+        problems.append(("silent", f"left {left}"))
+    return refused(proc, ctx, "--data-dir", "mnist", problems=problems)
+
+
+def meta_nested(arrays, meta):
+    """its meta nested 100,000 levels deep"""
+    arrays["meta"] = np.array("[" * 100_000 + "]" * 100_000)
+
+
+def run_id_number(arrays, meta):
+    """its run_id a number"""
+    meta["run_id"] = 12345
+
+
+def steps_two_to_64(arrays, meta):
+    """its step count 2**64 - 1"""
+    arrays["optim/steps"] = np.array(2**64 - 1, dtype=np.uint64)
+
+
+@case("resume", "checkpoint-meta-nested", "DAE --resume from a checkpoint whose meta is nested "
+      "100,000 levels deep")
+def _(ctx):
+    return damaged_meta_case(ctx, "meta-nested", meta_nested)
+
+
+@case("resume", "checkpoint-run-id-number", "DAE --resume from a checkpoint whose run_id is "
+      "a number")
+def _(ctx):
+    return damaged_meta_case(ctx, "run-id", run_id_number)
+
+
+@case("resume", "checkpoint-steps-2-64", "DAE --resume from a checkpoint with 2**64 - 1 steps")
+def _(ctx):
+    return damaged_meta_case(ctx, "steps", steps_two_to_64)
+
+
+def damaged_meta_case(ctx: Context, name: str, edit: Callable[[dict, dict], None]) -> Result:
+    def prepare(out: Path) -> None:
+        arrays = load_npz(out / "checkpoint.npz")
+        meta = json.loads(str(arrays["meta"]))
+        edit(arrays, meta)
+        if edit is not meta_nested:
+            arrays["meta"] = np.array(json.dumps(meta))
+        save_npz(out / "checkpoint.npz", arrays)
+
+    prepare.__doc__ = edit.__doc__
+    return used_out_case(ctx, DAE, name, ["--resume"], "cannot be resumed", prepare=prepare)
+
+
 # --- library ----------------------------------------------------------------------------------
 
 PREAMBLE = """\
@@ -1781,13 +1937,15 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("NPNET_DATA"),
                         help="folder with the four MNIST .gz files (default: $NPNET_DATA)")
     parser.add_argument("--only", choices=GROUPS, help="run one group")
-    parser.add_argument("-k", dest="pattern", help="run the cases whose name contains this")
+    parser.add_argument("-k", dest="pattern",
+                        help="run the cases whose name matches this (a regular expression)")
     parser.add_argument("--list", action="store_true", help="print the cases and exit")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print what each handled case answered")
     args = parser.parse_args(argv)
     chosen = [c for c in sorted(CASES, key=lambda c: GROUPS.index(c.group))
-              if args.only in (None, c.group) and (args.pattern is None or args.pattern in c.name)]
+              if args.only in (None, c.group)
+              and (args.pattern is None or re.search(args.pattern, c.name))]
     if args.list:
         for c in chosen:
             print(f"{c.group:<7} {c.name:<32} {c.what}")
