@@ -926,16 +926,20 @@ def _(ctx):
 
 def used_out_case(ctx: Context, script: str, name: str, args: list, *mentions: str,
                   prepare: Callable[[Path], None] | None = None,
-                  keep: tuple[str, ...] = RUN_FILES) -> Result:
+                  keep: tuple[str, ...] = RUN_FILES, measure: bool = False) -> Result:
     """Rerun into a copy of a finished straight run: must be refused clearly, and the run's
-    files (``keep``) stay exactly as they were (after ``prepare`` damaged them)."""
+    files (``keep``) stay exactly as they were (after ``prepare`` damaged them). ``measure``:
+    and without taking more than 2 GB of memory."""
     out = ctx.copy_run(script, name)
     if prepare is not None:
         prepare(out)
     before = snapshot(*(out / file_name for file_name in keep))
     epochs, *args = args if args and isinstance(args[0], int) else [STRAIGHT_EPOCHS, *args]
-    proc = run_script(ctx, script, straight_args(out, epochs, *args))
-    result = refused(proc, ctx, *mentions, problems=lost_problems(before))
+    proc = run_script(ctx, script, straight_args(out, epochs, *args), measure_rss=measure)
+    problems = lost_problems(before)
+    if measure and proc.maxrss_mb is not None and proc.maxrss_mb > 2048:
+        problems.append(("silent", f"took {proc.maxrss_mb:.0f} MB of memory to refuse it"))
+    result = refused(proc, ctx, *mentions, problems=problems)
     if prepare is not None:
         result.repro = f"(copy of a finished run, {prepare.__doc__}) {result.repro}"
     return result
@@ -1458,6 +1462,57 @@ def _(ctx):
         left = sorted(str(path.relative_to(top)) for path in top.rglob("*"))
         problems.append(("silent", f"left {left}"))
     return refused(proc, ctx, "--data-dir", "mnist", problems=problems)
+
+
+@case("resume", "dae-sigint-in-save", "DAE interrupted with Ctrl-C (SIGINT) while a checkpoint "
+      "is being written, then --resume")
+def _(ctx):
+    def saving(out: Path) -> bool:
+        """a .checkpoint.npz.*.tmp exists"""
+        return out.is_dir() and any(out.glob(".checkpoint.npz.*.tmp"))
+
+    return resumed_case(ctx, "dae-sigint-in-save", DAE, [(signal.SIGINT, saving)])
+
+
+def npy_header_huge(arrays, meta):
+    """a member whose .npy header promises a (10^5, 10^5) array in 8 bytes"""
+
+
+def deflate_bomb(arrays, meta):
+    """a deflated member that expands to 1 GiB"""
+
+
+def damaged_zip_case(ctx: Context, name: str, damage) -> Result:
+    """A checkpoint with one more member, written by hand: refused before NumPy allocates."""
+    import zipfile
+
+    def prepare(out: Path) -> None:
+        path = out / "checkpoint.npz"
+        with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("extra.npy", "w", force_zip64=True) as f:
+                if damage is npy_header_huge:
+                    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+                    header["shape"] = (10**5, 10**5)
+                    np.lib.format.write_array_header_1_0(f, header)
+                    f.write(b"\0" * 8)
+                else:
+                    np.lib.format.write_array(f, np.zeros(2**27))  # 1 GiB, 1 MB deflated
+
+    prepare.__doc__ = damage.__doc__
+    return used_out_case(ctx, DAE, name, ["--resume"], "cannot be resumed", prepare=prepare,
+                         measure=True)
+
+
+@case("resume", "checkpoint-npy-header-huge", "DAE --resume from a checkpoint with a member "
+      "whose header promises 80 GB")
+def _(ctx):
+    return damaged_zip_case(ctx, "npy-huge", npy_header_huge)
+
+
+@case("resume", "checkpoint-deflate-bomb", "DAE --resume from a checkpoint with a deflated "
+      "member that expands to 1 GiB")
+def _(ctx):
+    return damaged_zip_case(ctx, "deflate-bomb", deflate_bomb)
 
 
 def meta_nested(arrays, meta):
