@@ -648,13 +648,13 @@ class Run:
                             + ("-quick" if args.quick else ""))
         if args.batch_size > (QUICK_TRAIN if args.quick else 60000):
             parser.error(f"--batch-size {args.batch_size} is larger than the training set")
+        if args.threads > args.batch_size:
+            parser.error(f"--threads {args.threads} is more than --batch-size "
+                         f"{args.batch_size}: every thread needs at least one image of a batch")
         if args.threads > MAX_THREADS_PER_CORE * available_cores():
             parser.error(f"--threads {args.threads} is more than {MAX_THREADS_PER_CORE} per "
                          f"core ({available_cores()} here): each thread copies the model, and "
                          "more threads than cores only take turns")
-        if args.threads > args.batch_size:
-            parser.error(f"--threads {args.threads} is more than --batch-size "
-                         f"{args.batch_size}: every thread needs at least one image of a batch")
         if args.threads > 1 and args.no_fast:
             parser.error("--threads trains through the fast path (npnet.fast.DataParallel); "
                          "drop --no-fast, or use --threads 1")

@@ -177,8 +177,14 @@ def test_ctrl_c_while_np_savez_writes_is_a_keyboard_interrupt_after_the_save(
         real_close(handle)
 
     monkeypatch.setattr(zipfile._ZipWriteFile, "close", close_with_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        save_params(tmp_path / "model.npz", {"w": np.arange(3.0)})
+    # Python's own Ctrl-C handler (an experiment script imported by another test may have
+    # installed its own, which exits instead)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_params(tmp_path / "model.npz", {"w": np.arange(3.0)})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     target = {"w": np.zeros(3)}
     load_params(tmp_path / "model.npz", target)  # written whole

@@ -84,7 +84,8 @@ def chapter_notebook(chapter: Path, out_dir: Path) -> dict:
              f"({Path(os.path.relpath(chapter, out_dir.resolve())).as_posix()}), made by "
              f"`python docs/hooks/notebooks.py`. Run it top to bottom (Run > Run All Cells) "
              f"with npnet installed (`pip install -e .` in the repository).*")
-    cells = [markdown_cell(intro, out_dir)]
+    # Its link already points from out_dir: it must not be read again as a chapter's link.
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": intro}]
     last = 0
     for match in SNIPPET.finditer(text):
         cells.append(markdown_cell(text[last:match.start()], out_dir))
