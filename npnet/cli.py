@@ -396,7 +396,9 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
                  f"(--batch-size {args.batch_size}); choose a smaller --batch-size")
     if len(x_test) < MIN_TEST_IMAGES:  # checked before training, not after it
         sys.exit(f"error: the test set has {len(x_test)} images; the analysis after training "
-                 f"needs at least {MIN_TEST_IMAGES} (MNIST's has 10,000): give the real files")
+                 "(the residuals' principal components, the interpolation's pairs, the active "
+                 f"units) needs at least {MIN_TEST_IMAGES} (MNIST's has 10,000): give the real "
+                 "files")
     return x_train, y_train, x_test, y_test
 
 

@@ -1155,8 +1155,9 @@ def _(ctx):
 def _(ctx):
     out = ctx.folder("leftovers") / "out"
     out.mkdir()
-    leftovers = [out / ".checkpoint.npz.k3j_x9a2.tmp", out / ".model.npz.ab12cd34.tmp",
-                 out / ".metrics.json.zz99yy88.tmp"]
+    # npnet's own temporaries are named .NAME.npnet-XXXXXXXX.tmp (issue 30: only they go)
+    leftovers = [out / ".checkpoint.npz.npnet-k3j_x9a2.tmp", out / ".model.npz.npnet-ab12cd34.tmp",
+                 out / ".metrics.json.npnet-zz99yy88.tmp"]
     for path in leftovers:
         path.write_bytes(os.urandom(4096))
     mine = [out / "notes.txt", out / "data.tmp", out / ".hidden.tmp", out / "checkpoint.tmp"]
