@@ -868,6 +868,81 @@ def activations_figure(points: int = 801) -> Figure:
     return fig
 
 
+# Chapter 4: the error of a gradient check against its step h, in float64 and float32.
+STEP_SIZES = np.logspace(-12, -1, 23)  # 10^-12 ... 10^-1, half a decade apart
+
+
+def checked_layer(dtype=np.float64):
+    """A small Dense-Tanh-Dense chain in ``dtype`` (the same weights either way), an input
+    batch x and an upstream gradient dout (seeded), as chapter 4 checks them."""
+    from npnet.layers import Dense, Sequential, Tanh
+
+    rng = np.random.default_rng(4)
+    layer = Sequential(Dense(5, 4, init="glorot", rng=1, dtype=np.float64), Tanh(),
+                       Dense(4, 3, init="glorot", rng=2, dtype=np.float64))
+    for value in layer.params.values():
+        value += 0.3 * rng.standard_normal(value.shape)  # biases away from 0, too
+    x, dout = rng.standard_normal((3, 5)), rng.standard_normal((3, 3))
+    if dtype != np.float64:
+        typed = Sequential(Dense(5, 4, dtype=dtype), Tanh(), Dense(4, 3, dtype=dtype))
+        for name, value in layer.params.items():
+            typed.params[name][...] = value
+        layer = typed
+    return layer, x.astype(dtype), dout.astype(dtype)
+
+
+def step_size_errors(hs, dtype=np.float64) -> np.ndarray:
+    """The relative error of the central difference of F = sum(layer(x) * dout) with respect
+    to x, for each step h, against the float64 backward pass. In float64 it is
+    npnet.gradcheck's own check; in float32 the same differences, computed in float32."""
+    from npnet.gradcheck import numerical_gradient, relative_error
+
+    reference, x64, dout64 = checked_layer(np.float64)
+    reference.forward(x64)
+    analytic = reference.backward(dout64)
+    layer, x, dout = checked_layer(dtype)
+    errors = []
+    for h in hs:
+        if dtype == np.float64:
+            numeric = numerical_gradient(
+                lambda: float(np.sum(layer.forward(x) * dout)), x, h)
+        else:  # numerical_gradient refuses float32 (chapter 4 says why): by hand
+            numeric = np.zeros(x.shape)
+            for i in np.ndindex(x.shape):
+                plus, minus = x.copy(), x.copy()
+                plus[i] += dtype(h)
+                minus[i] -= dtype(h)
+                difference = (np.sum(layer.forward(plus) * dout, dtype=dtype)
+                              - np.sum(layer.forward(minus) * dout, dtype=dtype))
+                numeric[i] = difference / (dtype(2) * dtype(h))
+        errors.append(relative_error(analytic, numeric))
+    return np.array(errors)
+
+
+def step_size_figure(hs=STEP_SIZES) -> Figure:
+    """Chapter 4: truncation falls as h^2, rounding grows as 1/h; float32 bottoms out far
+    higher, which is why checks run in float64."""
+    fig = plot_figure(620, 360)
+    ax = fig.add_subplot(1, 1, 1)
+    for dtype, color, name in ((np.float64, INK, "float64"), (np.float32, BLUE, "float32")):
+        ax.loglog(hs, step_size_errors(hs, dtype), "o-", color=color, markersize=3,
+                  linewidth=1.6, label=name, gid=name)
+    ax.axvline(1e-5, color="#999999", linewidth=1, linestyle=(0, (4, 2)))
+    ax.text(1.3e-5, 1e-12, "npnet's $h = 10^{-5}$", fontsize=FONT - 2, color="#666666")
+    ax.text(2e-12, 2e-4, r"rounding: $\approx \varepsilon_{\mathrm{mach}}|F|/h$",
+            fontsize=FONT - 2)
+    ax.text(2.5e-4, 1e-10, r"truncation: $\approx h^2$", fontsize=FONT - 2)
+    ax.set_xlabel("step $h$", fontsize=FONT - 1)
+    ax.set_ylabel("relative error of the check", fontsize=FONT - 1)
+    ax.set_title("A correct backward pass, checked with steps $h$ from $10^{-12}$ to "
+                 "$10^{-1}$", fontsize=FONT)
+    ax.set_ylim(1e-13, 3)
+    ax.tick_params(labelsize=FONT - 2)
+    ax.legend(loc="upper right", fontsize=FONT - 2, frameon=False)
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.14)
+    return fig
+
+
 # Chapter 5: an elongated quadratic valley, f(theta) = (c1 theta_1^2 + c2 theta_2^2) / 2,
 # 120 times steeper across than along, and the chapter's hyperparameters.
 VALLEY = (0.1, 12.0)  # the curvatures c1 (along the valley) and c2 (across it)
@@ -1296,6 +1371,7 @@ DIAGRAMS = {
     "diagram_vae.png": vae,
     "diagram_dense_shapes.png": dense_shapes,
     "diagram_activations.png": activations_figure,
+    "diagram_step_size.png": step_size_figure,
     "diagram_optimizer_paths.png": optimizer_figure,
     "diagram_im2col.png": im2col_diagram,
     "diagram_conv_sliding.png": sliding_diagram,

@@ -304,6 +304,29 @@ def test_optimizer_figure_draws_npnets_own_updates():
         np.testing.assert_array_equal(np.column_stack(lines[f"path {name}"]), path)
 
 
+def test_step_size_figure_draws_npnets_check_and_shows_both_errors():
+    """The float64 curve is npnet.gradcheck's own check at each h (numerical_gradient and
+    relative_error); it falls as h^2 towards small h until rounding takes over, with its
+    best near the chapter's 10^-5; float32's best is five decades worse, and far from it."""
+    from npnet.gradcheck import check_layer
+
+    hs = diagrams.STEP_SIZES
+    lines = lines_by_gid(diagrams.step_size_figure(hs))
+    f64, f32 = lines["float64"][1], lines["float32"][1]
+    np.testing.assert_array_equal(lines["float64"][0], hs)
+    layer, x, _ = diagrams.checked_layer()
+    layer.forward(x)
+    # the same kind of check as check_layer's (its own random dout), at the chapter's h
+    assert max(check_layer(layer, x, rng=0).values()) < 1e-8
+    best64, best32 = hs[np.argmin(f64)], hs[np.argmin(f32)]
+    assert 1e-7 <= best64 <= 1e-4 and f64.min() < 1e-9
+    assert f32.min() > 1e4 * f64.min() and best32 > 10 * best64
+    big = hs > 1e-3  # truncation: h ten times larger, error about a hundred times larger
+    np.testing.assert_allclose(np.diff(np.log10(f64[big])) / np.diff(np.log10(hs[big])), 2,
+                               atol=0.3)
+    assert f64[0] > 1e4 * f64.min()  # rounding at h = 10^-12
+
+
 def test_momentum_and_adam_do_what_the_chapter_says_on_the_valley():
     final = {name: diagrams.valley(diagrams.optimizer_path(name)[-1])[0]
              for name in diagrams.OPTIMIZERS}
