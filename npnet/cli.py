@@ -527,8 +527,9 @@ def _check_writable(folder: Path, parser: argparse.ArgumentParser) -> None:
         created = _folders_to_create(folder)
         folder.mkdir(parents=True, exist_ok=True)
         _created_folders.extend(created)
-        # Named like atomic_write's temporaries (".NAME.npnet-XXXXXXXX.tmp"), so that a kill
-        # leaves nothing for good: the next run's remove_stale_temporaries clears it.
+        # Named like atomic_write's temporaries (".NAME.npnet-", 8 random characters, ".tmp"),
+        # so that a kill leaves nothing for good: the next run's remove_stale_temporaries
+        # clears it.
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test.npnet-",
                                          suffix=".tmp"):
             pass

@@ -1155,7 +1155,7 @@ def _(ctx):
 def _(ctx):
     out = ctx.folder("leftovers") / "out"
     out.mkdir()
-    # npnet's own temporaries are named .NAME.npnet-XXXXXXXX.tmp (issue 30: only they go)
+    # npnet's own temporaries: .NAME.npnet-, 8 random characters, .tmp (only they may go)
     leftovers = [out / ".checkpoint.npz.npnet-k3j_x9a2.tmp", out / ".model.npz.npnet-ab12cd34.tmp",
                  out / ".metrics.json.npnet-zz99yy88.tmp"]
     for path in leftovers:
