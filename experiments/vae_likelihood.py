@@ -18,7 +18,8 @@ images (one fixed binarisation), and the active latent units are counted
 84.78.
 
 Writes to --out (default results/likelihood/, results/likelihood-quick/ with --quick):
-metrics.json (test log p(x), its standard error, active units, wall times),
+metrics.json (test log p(x), its standard error, the same estimate on the training
+curve's 1,000 test images, active units, wall times),
 training_curves.png, prior_samples.png, model.npz, checkpoint.npz. An interrupted run
 continues with --resume; --resume on a finished run evaluates it again (with another
 --eval-k, say).
@@ -142,6 +143,9 @@ def main(argv=None) -> None:
 
     estimates, eval_seconds = estimate_test_log_likelihood(model, x_eval, args.eval_k, args)
     nll = -float(estimates.mean())
+    # The same estimate on the test images of the training curve, beside their last bound.
+    shared = min(len(x_curve), len(estimates))
+    nll_curve_images = -float(estimates[:shared].mean())
     stderr = float(estimates.std(ddof=1) / np.sqrt(len(estimates))) if len(estimates) > 1 else None
     count, variances = analysis.active_units(model.encode(x_test)[0])
 
@@ -163,6 +167,8 @@ def main(argv=None) -> None:
         {
             "test_negative_log_likelihood": nll,
             "standard_error": stderr,
+            "curve_images_negative_log_likelihood": nll_curve_images,
+            "curve_images": shared,
             "eval_k": args.eval_k,
             "eval_images": len(x_eval),
             "eval_seconds": eval_seconds,

@@ -483,6 +483,10 @@ def test_likelihood_quick_run_reports_log_px_and_active_units_and_resumes_to_ree
                         "--epochs", "2", "--eval-k", "20", "--eval-images", "50")
     assert (out / "training_curves.png").stat().st_size > 0
     assert metrics["eval_k"] == 20 and metrics["eval_images"] == 50
+    # The training curve's 500 test images include the 50 evaluated: the same 50, the same mean.
+    assert metrics["curve_images"] == 50
+    assert metrics["curve_images_negative_log_likelihood"] == metrics[
+        "test_negative_log_likelihood"]
     assert 0 < metrics["test_negative_log_likelihood"] < 550  # 784 log 2 = 543 nats at p = 1/2
     assert 0 <= metrics["active_units"] <= 50 and len(metrics["active_unit_variances"]) == 50
     assert metrics["paper_negative_log_likelihood"] is None  # the paper has no k = 2 row
