@@ -97,7 +97,7 @@ def run_experiment(run: str, out: Path, args) -> list[str]:
     kind, options = RUNS[run]
     # --overwrite: regenerating replaces the run that an earlier regeneration left there.
     command = [sys.executable, SCRIPTS[kind], *options, "--out", str(out), "--no-progress",
-               "--overwrite"]
+               "--overwrite", "--blas-threads", args.blas_threads]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     if args.seed is not None:
@@ -223,6 +223,10 @@ def main(argv=None) -> None:
     parser.add_argument("--likelihood-iwae-run", type=Path, default=None,
                         help="reuse this finished vae_likelihood.py --objective iwae --k 5 "
                         "output folder")
+    parser.add_argument("--blas-threads", default="1",
+                        help="passed to the scripts: 1 (the default) repeats the committed "
+                        "runs bit for bit on the same kind of processor (README, "
+                        "Reproducibility); auto is faster on several cores")
     parser.add_argument("--seed", type=int, default=None, help="passed to both scripts")
     parser.add_argument("--quick", action="store_true",
                         help="pass --quick to the scripts (a smoke test of this script; the "

@@ -10,9 +10,9 @@ them with what they describe:
   ``metrics.json``, at the precision the chapter prints.
 
 A number edited by hand, a model whose size changes, or a rerun whose summary moves, and the
-test names the sentence and both values. Figures that no committed file holds (chapter 10's
-results table, the numbers chapters 6 and 8 compute from the runs' ``model.npz``) are not
-checked here; the chapters give the command that reproduces them.
+test names the sentence and both values. Figures that no committed file holds (the numbers
+chapters 6 and 8 compute from the runs' ``model.npz``) are not checked here; the chapters give
+the command that reproduces them.
 """
 
 import json
@@ -73,7 +73,7 @@ def model_of_run(run: str):
     """The model a run of the summary trained, built from the settings it recorded."""
     settings = SUMMARY[run]["settings"]
     shape = dict(hidden=tuple(settings["hidden"]), arch=settings.get("arch", "dense"),
-                 channels=tuple(settings.get("channels", (32, 64))), rng=0)
+                 channels=tuple(settings.get("channels") or (32, 64)), rng=0)
     if "code" in settings:
         return DenoisingAutoencoder(code=settings["code"], **shape)
     return VAE(latent=settings["latent"], **shape)
@@ -340,3 +340,71 @@ def test_chapter_10_stretched_schedule():
     assert int(last_epochs) == round(240 * stages[-1] / stages.sum())
     logits, = find(text, r"for each of 10,000 images are \$(\d) \\cdot 10\^\{10\}\$ logits")
     assert int(logits) == round(5000 * 784 * 10_000 / 1e10)
+
+
+LIKELIHOOD_ROWS = {  # the rows of chapter 10's results table, and the run each one reports
+    "VAE, 784-200-200-50": "likelihood_vae",
+    "IWAE, 784-200-200-50": "likelihood_iwae5",
+}
+
+
+def test_chapter_10_results_table_is_the_runs():
+    rows = table(chapter("10-likelihoods.md"), "| model | training objective | epochs |")
+    assert [row[0] for row in rows] == list(LIKELIHOOD_ROWS)
+    for (name, objective, epochs, nll, stderr, paper, active), run in zip(
+            rows, LIKELIHOOD_ROWS.values(), strict=True):
+        summary, settings = SUMMARY[run], SUMMARY[run]["settings"]
+        widths = name.split(", ")[1].split("-")
+        assert widths == ["784", *map(str, settings["hidden"]), str(settings["latent"])], name
+        k, = re.findall(r"\\mathcal L_(\d+)", objective)
+        assert int(k) == settings["k"], name
+        assert ("ELBO" in objective) == (settings["objective"] == "elbo"), name
+        assert int(epochs) == summary["epochs"] == settings["epochs"], name
+        # The header's "k = 5000, all 10,000 test images"
+        assert (summary["eval_k"], summary["eval_images"]) == (5000, 10_000), name
+        assert number(nll) == round(summary["test_negative_log_likelihood"], 2), name
+        assert number(stderr) == round(summary["standard_error"], 2), name
+        assert number(paper) == summary["paper_negative_log_likelihood"], name
+        assert int(active) == summary["active_units"], name
+
+
+def test_chapter_10_prose_quotes_the_runs():
+    text = chapter("10-likelihoods.md")
+    vae, iwae = SUMMARY["likelihood_vae"], SUMMARY["likelihood_iwae5"]
+    nll = {"vae": vae["test_negative_log_likelihood"],
+           "iwae": iwae["test_negative_log_likelihood"]}
+    behind_vae, behind_iwae = find(
+        text, r"the VAE is ([\d.]+) nats behind the paper's fully trained one and the IWAE "
+              r"([\d.]+) nats behind its own")
+    assert float(behind_vae) == round(nll["vae"] - vae["paper_negative_log_likelihood"], 1)
+    assert float(behind_iwae) == round(nll["iwae"] - iwae["paper_negative_log_likelihood"], 1)
+    gap, paper_vae, paper_iwae, paper_gap = find(
+        text, r"the IWAE is ([\d.]+) nats better than the VAE, close to the gap the paper "
+              r"reports between them \(([\d.]+) - ([\d.]+) = ([\d.]+)\)")
+    assert float(gap) == round(nll["vae"] - nll["iwae"], 2)
+    assert (float(paper_vae), float(paper_iwae)) == (vae["paper_negative_log_likelihood"],
+                                                      iwae["paper_negative_log_likelihood"])
+    assert float(paper_gap) == round(float(paper_vae) - float(paper_iwae), 2)
+    se_iwae, se_vae, se_both = find(
+        text, r"\$\\sqrt\{([\d.]+)\^2 \+ ([\d.]+)\^2\} = ([\d.]+)\$")
+    assert (float(se_iwae), float(se_vae)) == (round(iwae["standard_error"], 2),
+                                               round(vae["standard_error"], 2))
+    assert float(se_both) == round(np.hypot(float(se_iwae), float(se_vae)), 2)
+
+    # On the training curve's 1,000 test images: the last bounds, and log p(x) on them.
+    images, bound_iwae, bound_vae = find(
+        text, r"bounds on the first ([\d,]+) test images ended at ([\d.]+) nats for the "
+              r"IWAE's \$-\\mathcal L_5\$ and ([\d.]+) for the VAE's negative ELBO")
+    assert number(images) == vae["curve_images"] == iwae["curve_images"]
+    assert float(bound_iwae) == round(iwae["final_curve_images_loss"], 2)
+    assert float(bound_vae) == round(vae["final_curve_images_loss"], 2)
+    curve = {"vae": vae["curve_images_negative_log_likelihood"],
+             "iwae": iwae["curve_images_negative_log_likelihood"]}
+    on_iwae, off, on_vae, between, on_all = find(
+        text, r"On those same images the IWAE's \$k = 5000\$ estimate is ([\d.]+)[\s\S]*?take "
+              r"([\d.]+) nats off the 5-sample bound\. The VAE's is ([\d.]+): ([\d.]+) nats "
+              r"between the two, against ([\d.]+) on all")
+    assert float(on_iwae) == round(curve["iwae"], 2) and float(on_vae) == round(curve["vae"], 2)
+    assert float(off) == round(iwae["final_curve_images_loss"] - curve["iwae"], 1)
+    assert float(between) == round(curve["vae"] - curve["iwae"], 2)
+    assert float(on_all) == round(nll["vae"] - nll["iwae"], 2)
