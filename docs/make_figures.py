@@ -1,6 +1,6 @@
 """Regenerate the figures and numbers that docs/ shows: diagrams, and real runs of the experiments.
 
-    python docs/make_figures.py                      # train all six (~30 min + ~1.5 h)
+    python docs/make_figures.py                      # train all six (~25 min + ~1.5 h)
     python docs/make_figures.py --dae-run results/dae --vae-run results/vae \
         --conv-dae-run results/conv_dae --conv-vae-run results/conv_vae \
         --likelihood-vae-run results/likelihood/vae_short \
@@ -17,7 +17,7 @@ Without ``--dae-run`` / ``--vae-run`` the experiment scripts run with their defa
 ``<results>/conv_vae``; chapter 9), and without ``--likelihood-vae-run`` /
 ``--likelihood-iwae-run`` chapter 10's two runs of ``experiments/vae_likelihood.py``, the VAE
 and the IWAE with k = 5 (``<results>/likelihood_vae``, ``<results>/likelihood_iwae5``; the
-longest, about 25 and 55 minutes of training and 15 of evaluation each on one core). Then
+longest: about 20 and 45 minutes of training and 5 of evaluation each, on one core). Then
 the figures the docs show are copied into ``docs/figures/``, downscaled where they are large,
 the two likelihood runs' training curves are drawn on one figure
 (``likelihood_training_curves.png``), and ``docs/figures/run_summary.json`` records the
@@ -227,7 +227,7 @@ def main(argv=None) -> None:
                         help="passed to the scripts: 1 (the default) repeats the committed "
                         "runs bit for bit on the same kind of processor (README, "
                         "Reproducibility); auto is faster on several cores")
-    parser.add_argument("--seed", type=int, default=None, help="passed to both scripts")
+    parser.add_argument("--seed", type=int, default=None, help="passed to the scripts")
     parser.add_argument("--quick", action="store_true",
                         help="pass --quick to the scripts (a smoke test of this script; the "
                         "figures are then not the ones the docs describe)")

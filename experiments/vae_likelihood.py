@@ -60,9 +60,9 @@ from npnet.cli import (
 from npnet.vae import OBJECTIVES, VAE
 
 # Measured: README, "Run times" (the commands and the machine).
-RUN_TIMES = ("Run times on a 2-core machine, about: the default run 35 minutes to over an hour "
-             "(training, then log p(x) with k = 5000), --quick a few seconds (README, "
-             "\"Run times\").")
+RUN_TIMES = ("Run times on a 2-core machine, about: the default run half an hour, --objective "
+             "iwae --k 5 an hour (training, then log p(x) with k = 5000), --quick a few seconds "
+             "(README, \"Run times\").")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3}
 TEST_CURVE_IMAGES = 1000  # test images evaluated after every epoch (the training curve)
 ADAM_EPS = 1e-4  # Burda et al.'s, against Adam's usual 1e-8
