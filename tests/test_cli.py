@@ -2,24 +2,17 @@
 mistake, and Ctrl-C at any moment ends a script with one line. These build a ``Run`` or call
 a script's ``main`` in this process, without MNIST; test_experiments.py runs the scripts."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
+from script_helpers import load_experiment
 
 from npnet import cli
 from npnet.cli import Run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_experiment(name):
-    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "experiments" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

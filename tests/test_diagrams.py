@@ -18,7 +18,6 @@
   RGB images.
 """
 
-import importlib.util
 import os
 import struct
 import subprocess
@@ -28,20 +27,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
+from script_helpers import have_mnist, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 
-def load_diagrams():
-    """docs/diagrams.py as a module (docs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("docs_diagrams", DOCS / "diagrams.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-diagrams = load_diagrams()
+diagrams = load_script(DOCS / "diagrams.py", "docs_diagrams")
 NAMES = list(diagrams.DIAGRAMS)
 
 
@@ -59,18 +51,7 @@ def png_text(path: Path) -> dict[str, str]:
     return texts
 
 
-def have_mnist() -> bool:
-    """Whether the MNIST files are where npnet.data looks (chapter 10's pictures need them)."""
-    from npnet.data import MNISTError, find_mnist_dir
-
-    try:
-        find_mnist_dir()
-    except MNISTError:
-        return False
-    return True
-
-
-HAVE_MNIST = have_mnist()
+HAVE_MNIST = have_mnist()  # chapter 10's pictures need the MNIST files
 DRAWABLE = [name for name in NAMES if HAVE_MNIST or name not in diagrams.DATA_DIAGRAMS]
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="chapter 10's pictures need MNIST: "
                                  "set NPNET_DATA to the folder of its four files")

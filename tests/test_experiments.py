@@ -3,7 +3,6 @@
 They read the real MNIST files through $NPNET_DATA (CI sets it) and are skipped without it.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+from script_helpers import load_experiment
 
 from npnet.cli import Run
 from npnet.io import load_arrays, save_arrays
@@ -50,14 +50,6 @@ def test_help_explains_the_options(name):
     assert "Run time" in result.stdout and "about" in result.stdout  # what to expect
     if name == "vae_likelihood.py":  # the dense model only: --arch is not offered
         assert "--arch" not in result.stdout and "conv" not in result.stdout
-
-
-def load_experiment(name):
-    """An experiment script as a module (its parse_args, without running it)."""
-    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "experiments" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ The full script trains for hours; here two ``--quick`` runs of ``experiments/vae
 repeats the run) and ``likelihood_curves_figure``.
 """
 
-import importlib.util
 import json
 import shlex
 import subprocess
@@ -18,34 +17,17 @@ import numpy as np
 import pytest
 from matplotlib import colors
 from matplotlib import image as mpimg
+from script_helpers import have_mnist, load_experiment, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-
-
-def load(name: str, path: Path):
-    """A script as a module (docs/ and experiments/ are not packages)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def have_mnist() -> bool:
-    from npnet.data import MNISTError, find_mnist_dir
-
-    try:
-        find_mnist_dir()
-    except MNISTError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
 def make_figures():
     sys.path.insert(0, str(DOCS))  # make_figures imports docs/diagrams.py as ``diagrams``
     try:
-        yield load("docs_make_figures", DOCS / "make_figures.py")
+        yield load_script(DOCS / "make_figures.py", "docs_make_figures")
     finally:
         sys.path.remove(str(DOCS))
 
@@ -53,7 +35,7 @@ def make_figures():
 @pytest.mark.skipif(not have_mnist(), reason="needs the MNIST files (NPNET_DATA)")
 def test_likelihood_runs_are_summarised_repeatable_and_drawn(make_figures, tmp_path):
     script = ROOT / "experiments" / "vae_likelihood.py"
-    experiment = load("vae_likelihood", script)
+    experiment = load_experiment("vae_likelihood.py")
     runs = {}
     for label, options in (("VAE", []), ("IWAE k = 2", ["--objective", "iwae", "--k", "2"])):
         out = tmp_path / label.replace(" ", "_")
